@@ -1,0 +1,53 @@
+import pytest
+
+from trainables.config import ConfigError, TrialConfig
+
+
+def test_defaults_are_valid():
+    cfg = TrialConfig.from_dict({})
+    assert cfg.dataset == "mnist5k"
+    assert cfg.activation == "relu"
+    assert cfg.augment == "crop"
+
+
+def test_strings_from_yaml_are_coerced():
+    cfg = TrialConfig.from_dict({"lr": "3e-3", "batch_size": "64", "download": "false"})
+    assert cfg.lr == 3e-3 and cfg.batch_size == 64 and cfg.download is False
+
+
+def test_relative_paths_become_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = TrialConfig.from_dict({"data_root": "data", "cache_dir": "cache"})
+    assert cfg.data_root == str(tmp_path / "data")
+    assert cfg.cache_dir == str(tmp_path / "cache")
+
+
+@pytest.mark.parametrize(
+    "values, words",
+    [
+        ({"activaton": "relu"}, ["unknown trial config key 'activaton'", "activation"]),
+        ({"activation": "swish2"}, ["activation", "'swish2'", "leaky_relu"]),
+        ({"augment": "mixup"}, ["augment", "'mixup'", "flip-crop"]),
+        ({"dataset": "imagenet"}, ["dataset", "'imagenet'", "cifar10"]),
+        ({"lr": 0}, ["lr", "allowed: > 0"]),
+        ({"lr": -1e-3}, ["lr", "> 0"]),
+        ({"lr": "fast"}, ["lr", "'fast'", "float"]),
+        ({"batch_size": 0}, ["batch_size", ">= 1"]),
+        ({"batch_size": 12.5}, ["batch_size", "int"]),
+        ({"epochs": 0}, ["epochs", ">= 1"]),
+        ({"dropout": 1.0}, ["dropout", "< 1"]),
+        ({"label_smoothing": -0.1}, ["label_smoothing", ">= 0"]),
+        ({"lr_schedule": "cosine-ish"}, ["lr_schedule", "onecycle"]),
+        ({"device": "tpu"}, ["device", "cuda"]),
+        ({"depth": 9}, ["depth", "<= 5"]),
+        ({"seed": None}, ["seed", "null"]),
+        ({"max_train_images": 0}, ["max_train_images", ">= 1"]),
+    ],
+)
+def test_bad_values_name_key_and_allowed(values, words):
+    with pytest.raises(ConfigError) as info:
+        TrialConfig.from_dict(values)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message

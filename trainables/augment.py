@@ -1,0 +1,107 @@
+"""Augmentation policies: name -> batched tensor op with per-sample randomness.
+
+Every policy takes a uint8 batch (B, C, H, W) on the trial's device and a `torch.Generator`
+on the same device, and returns a uint8 batch of the same shape. All randomness comes from
+the generator, so a seed reproduces a run; each sample draws its own flip, offset or patch
+(airbench's `batch_flip_lr` / `batch_crop` idea, without one crop for the whole batch).
+Policies run on training batches only; evaluation never calls them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+Policy = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+CROP_PAD = 4  # pixels of zero padding before the random crop (the CIFAR standard)
+
+
+def _uniform(batch: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(batch, generator=generator, device=device)
+
+
+def flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    mask = _uniform(x.shape[0], generator, x.device) < 0.5  # (B,)
+    return torch.where(mask[:, None, None, None], x.flip(3), x)
+
+
+def crop(x: torch.Tensor, generator: torch.Generator, pad: int = CROP_PAD) -> torch.Tensor:
+    """Zero-pad by `pad` pixels and cut a random (H, W) window per sample (a random translate)."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p)
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
+    batch_idx = torch.arange(b, device=x.device)[:, None, None, None]
+    chan_idx = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch_idx, chan_idx, rows, cols]  # (B, C, H, W)
+
+
+def cutout(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Zero one square of side H/4 per sample at a random centre (DeVries & Taylor, 2017).
+
+    The square may hang over the border, as in the paper, so edges are masked less often.
+    """
+    b, _, h, w = x.shape
+    size = max(1, h // 4)
+    cy = torch.randint(0, h, (b,), generator=generator, device=x.device)
+    cx = torch.randint(0, w, (b,), generator=generator, device=x.device)
+    ys = torch.arange(h, device=x.device)[None, :]  # (1, H)
+    xs = torch.arange(w, device=x.device)[None, :]  # (1, W)
+    in_y = (ys - cy[:, None]).abs() <= size // 2  # (B, H)
+    in_x = (xs - cx[:, None]).abs() <= size // 2  # (B, W)
+    mask = in_y[:, :, None] & in_x[:, None, :]  # (B, H, W)
+    return x.masked_fill(mask[:, None], 0)
+
+
+def trivialaugment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """torchvision's TrivialAugmentWide, drawn independently for each sample.
+
+    torchvision draws from the global RNG, so we seed a forked RNG from the trial's
+    generator: the result is reproducible and leaves the caller's global state alone.
+    It loops over samples (torchvision applies one op to a whole batch); that costs
+    about 0.1 ms an image on a CPU, small next to the model step.
+    """
+    from torchvision.transforms import v2  # lazy: torchvision is only needed for this policy
+
+    op = v2.TrivialAugmentWide()
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=x.device).item())
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return torch.stack([op(img) for img in x])
+
+
+def compose(*policies: Policy) -> Policy:
+    def apply(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for policy in policies:
+            x = policy(x, generator)
+        return x
+
+    return apply
+
+
+def identity(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return x
+
+
+# name -> policy. Adding a policy is one entry here. Digits must not be flipped: use `crop`.
+POLICIES: dict[str, Policy] = {
+    "none": identity,
+    "flip": flip,
+    "crop": crop,
+    "flip-crop": compose(flip, crop),
+    "cutout": cutout,
+    "flip-crop-cutout": compose(flip, crop, cutout),
+    "trivialaugment": trivialaugment,
+}
+
+
+def augment(name: str, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Apply policy `name` to a uint8 batch (B, C, H, W); returns the same shape and dtype."""
+    return POLICIES[name](x, generator)

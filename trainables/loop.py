@@ -1,0 +1,273 @@
+"""The epoch loop: the whole dataset as uint8 tensors on the device, batches as index slices.
+
+Walk of one trial: load the cached splits -> move them to the device once -> per epoch a
+seeded permutation, per step a slice, a batched augmentation, a forward/backward in the
+device's precision, an Adam step at the scheduled lr -> evaluate on validation -> report.
+No DataLoader and no per-sample PIL work: on a CPU that is most of the tutorial pipeline's time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainables.augment import augment
+from trainables.config import TrialConfig
+from trainables.data import Splits, dataset_from_config
+from trainables.faults import InjectedFault, active_fault
+from trainables.model import make_model
+
+# metrics of one epoch, and a function that returns the checkpoint state when called
+# (built lazily so a caller that does not checkpoint pays nothing).
+OnEpoch = Callable[[dict[str, Any], Callable[[], dict[str, Any]]], None]
+
+WARMUP_SHARE = 0.15  # share of all steps the one-cycle schedule spends warming up
+NAN_CHECK_EVERY = 25  # steps between divergence checks (each check syncs with the GPU)
+NORM_SAMPLE = 10_000  # images used to estimate the per-channel mean and std
+
+
+@dataclass
+class TrainResult:
+    """What one call of `train` did."""
+
+    config: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)  # one metrics dict per epoch
+    diverged: bool = False
+    seconds: float = 0.0
+    model: nn.Module | None = None
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    """The one place that picks the device: `auto` takes CUDA when present."""
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def lr_factor(schedule: str, progress: float) -> float:
+    """Multiplier on the peak lr at `progress` in [0, 1] of all training steps.
+
+    A pure function of progress (not a stateful torch scheduler) so a resumed trial and a
+    PBT-mutated lr need no scheduler state: lr(step) = cfg.lr * lr_factor(step / total).
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    if schedule == "onecycle":
+        if progress < WARMUP_SHARE:
+            return 0.1 + 0.9 * progress / WARMUP_SHARE
+        p = (progress - WARMUP_SHARE) / (1.0 - WARMUP_SHARE)
+        return 0.5 * (1.0 + math.cos(math.pi * min(p, 1.0)))
+    raise ValueError(f"unknown lr_schedule {schedule!r}")
+
+
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images (N, C, H, W), in [0, 1] units.
+
+    Returns:
+        mean and std, each shaped (1, C, 1, 1).
+    """
+    sample = x[:NORM_SAMPLE].float() / 255.0
+    mean = sample.mean(dim=(0, 2, 3), keepdim=True)
+    std = sample.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
+    return mean, std
+
+
+class Batches:
+    """The splits on the device, with the conversion uint8 -> normalized float images."""
+
+    def __init__(self, splits: Splits, cfg: TrialConfig, device: torch.device):
+        train_x, train_y = splits.train_x, splits.train_y
+        if cfg.max_train_images is not None and cfg.max_train_images < len(train_y):
+            # A fixed random subset: ImageFolder data is sorted by class, so a prefix would not do.
+            keep = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(0))
+            keep = keep[: cfg.max_train_images]
+            train_x, train_y = train_x[keep], train_y[keep]
+        self.device = device
+        self.train_x, self.train_y = train_x.to(device), train_y.to(device)
+        self.val_x, self.val_y = splits.val_x.to(device), splits.val_y.to(device)
+        self.test_x = splits.test_x.to(device) if splits.test_x is not None else None
+        self.test_y = splits.test_y.to(device) if splits.test_y is not None else None
+        mean, std = channel_stats(splits.train_x)
+        self.mean, self.std = mean.to(device), std.to(device)
+        self.memory_format = torch.channels_last
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, C, H, W) -> normalized float32 (B, C, H, W) in channels_last layout."""
+        x = (x.float() / 255.0 - self.mean) / self.std
+        return x.contiguous(memory_format=self.memory_format)
+
+
+def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (tensor cores, no loss scaling needed); float32 on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, batches: Batches, x: torch.Tensor, y: torch.Tensor, batch_size: int
+) -> tuple[float, float, torch.Tensor]:
+    """Mean cross-entropy, accuracy and predicted classes (N,) on un-augmented images."""
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    preds = []
+    for start in range(0, len(y), batch_size):
+        xb = batches.prepare(x[start : start + batch_size])
+        with autocast_for(x.device):
+            logits = model(xb).float()
+        loss_sum += F.cross_entropy(logits, y[start : start + batch_size], reduction="sum")
+        preds.append(logits.argmax(dim=1))
+    pred = torch.cat(preds)
+    acc = (pred == y).float().mean().item()
+    return loss_sum.item() / max(1, len(y)), acc, pred
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed for one epoch's order and augmentation: a resumed epoch replays the same draws."""
+    return seed * 1_000_003 + epoch
+
+
+def train(
+    cfg: TrialConfig,
+    on_epoch: OnEpoch | None = None,
+    state: dict[str, Any] | None = None,
+    splits: Splits | None = None,
+) -> TrainResult:
+    """Train one trial config, calling `on_epoch` after every epoch.
+
+    Args:
+        cfg: the validated trial config.
+        on_epoch: receives the epoch's metrics and a function returning the checkpoint state
+            (model, optimizer, epoch, config, history).
+        state: a checkpoint state from an earlier call; training continues at the next epoch.
+        splits: already-loaded data (tests, benchmarks); default: `dataset_from_config(cfg)`.
+
+    Returns:
+        The history of per-epoch metrics, whether the run diverged, and the trained model.
+    """
+    t_start = time.perf_counter()
+    device = choose_device(cfg.device)
+    splits = splits if splits is not None else dataset_from_config(cfg)
+    batches = Batches(splits, cfg, device)
+
+    torch.manual_seed(cfg.seed)
+    model = make_model(cfg, splits.channels, splits.num_classes)
+    model = model.to(device=device, memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    result = TrainResult(config=cfg.to_dict(), model=model)
+    start_epoch = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch = int(state["epoch"])
+        result.history = list(state.get("history", []))
+
+    n = len(batches.train_y)
+    batch_size = min(cfg.batch_size, n)
+    steps_per_epoch = max(
+        1, n // batch_size
+    )  # the remainder differs every epoch, so no image is lost
+    total_steps = steps_per_epoch * cfg.epochs
+    generator = torch.Generator(device=device)
+
+    def snapshot() -> dict[str, Any]:
+        return {
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "epoch": epoch,
+            "config": cfg.to_dict(),
+            "history": list(result.history),
+        }
+
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        t_epoch = time.perf_counter()
+        generator.manual_seed(epoch_seed(cfg.seed, epoch))
+        order = torch.randperm(n, generator=generator, device=device)
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        diverged = False
+        fault = active_fault(epoch, result.config)
+        if fault == "raise":
+            raise InjectedFault(f"injected fault in epoch {epoch}")
+        for step in range(steps_per_epoch):
+            idx = order[step * batch_size : (step + 1) * batch_size]
+            xb = batches.prepare(augment(cfg.augment, batches.train_x[idx], generator))
+            yb = batches.train_y[idx]
+            progress = ((epoch - 1) * steps_per_epoch + step) / total_steps
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, progress)
+            with autocast_for(device):
+                logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+                if fault == "nan":
+                    loss = loss * float("nan")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(yb)
+            correct += (logits.argmax(dim=1) == yb).sum()
+            if (step + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum).item():
+                diverged = True
+                break
+        seen = (step + 1) * batch_size
+        train_seconds = time.perf_counter() - t_epoch
+        train_loss = loss_sum.item() / seen
+        diverged = diverged or not math.isfinite(train_loss)
+        val_loss, val_acc, _ = evaluate(
+            model, batches, batches.val_x, batches.val_y, cfg.eval_batch_size
+        )
+        diverged = diverged or not math.isfinite(val_loss)
+        metrics: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": correct.item() / seen,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_seconds": time.perf_counter() - t_epoch,
+            "images_per_s": seen / train_seconds,
+            "train_images": seen,
+            "diverged": diverged,
+        }
+        if epoch == cfg.epochs and not diverged and batches.test_x is not None:
+            _, metrics["test_acc"], _ = evaluate(
+                model, batches, batches.test_x, batches.test_y, cfg.eval_batch_size
+            )
+        result.history.append(metrics)
+        if on_epoch is not None:
+            on_epoch(metrics, snapshot)
+        if diverged:
+            # A NaN/inf loss cannot recover: stop cleanly, report it, no exception and no retry.
+            result.diverged = True
+            break
+
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def predict(model: nn.Module, splits: Splits, cfg: TrialConfig, split: str = "val") -> torch.Tensor:
+    """Predicted classes for a split ('val' or 'test') with a trained model (confusion matrices)."""
+    device = next(model.parameters()).device
+    batches = Batches(splits, cfg, device)
+    x, y = (batches.val_x, batches.val_y) if split == "val" else (batches.test_x, batches.test_y)
+    if x is None:
+        raise ValueError(f"dataset {cfg.dataset!r} has no {split} split")
+    return evaluate(model, batches, x, y, cfg.eval_batch_size)[2].cpu()

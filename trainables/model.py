@@ -1,0 +1,86 @@
+"""The trial's CNN: conv-BN-activation stages with max-pooling, then a linear classifier.
+
+The activation is the knob a search varies most, so it comes from one registry by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from trainables.config import TrialConfig
+
+# name -> module factory. Adding an activation is one entry here.
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "leaky_relu": lambda: nn.LeakyReLU(0.01, inplace=True),
+    "gelu": nn.GELU,
+    "silu": lambda: nn.SiLU(inplace=True),
+    "elu": lambda: nn.ELU(inplace=True),
+}
+
+MAX_STAGE_WIDTH = 512  # channels; later stages stop doubling here
+
+
+def make_activation(name: str) -> nn.Module:
+    """Return a fresh activation module for a registry name."""
+    return ACTIVATIONS[name]()
+
+
+def conv_block(c_in: int, c_out: int, activation: str) -> nn.Sequential:
+    """3x3 conv (no bias: BN follows), batch norm, activation."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        make_activation(activation),
+    )
+
+
+def make_model(cfg: TrialConfig, channels: int, classes: int) -> nn.Module:
+    """Build the CNN for a trial.
+
+    Args:
+        cfg: the trial config (width, depth, convs_per_stage, dropout, activation).
+        channels: input channels (1 for MNIST-like data, 3 for RGB).
+        classes: number of output classes.
+
+    Returns:
+        A module mapping (B, channels, H, W) float images to (B, classes) logits.
+    """
+    layers: list[nn.Module] = []
+    c_in = channels
+    for stage in range(cfg.depth):
+        c_out = min(cfg.width * 2**stage, MAX_STAGE_WIDTH)
+        for _ in range(cfg.convs_per_stage):
+            layers.append(conv_block(c_in, c_out, cfg.activation))
+            c_in = c_out
+        # ceil_mode: a 28px MNIST image still has 1 pixel after 5 poolings (28-14-7-4-2-1).
+        layers.append(nn.MaxPool2d(2, ceil_mode=True))
+    layers += [
+        # Global max-pool keeps the head independent of image size (28px MNIST, 32px CIFAR).
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(cfg.dropout),
+        nn.Linear(c_in, classes),
+    ]
+    model = nn.Sequential(*layers)
+    _init_weights(model)
+    return model
+
+
+def _init_weights(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        elif isinstance(m, nn.Linear):
+            nn.init.zeros_(m.bias)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["ACTIVATIONS", "make_activation", "make_model", "count_parameters"]

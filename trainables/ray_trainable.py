@@ -1,0 +1,45 @@
+"""The only Ray-aware file in `trainables`: a Tune function trainable around `loop.train`.
+
+It resumes from `tune.get_checkpoint()` when Ray restores the trial (a retry after a fault,
+a resumed experiment, a PBT exploit) and reports once per epoch with a checkpoint holding
+model, optimizer, epoch and resolved config.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import torch
+
+from trainables.config import TrialConfig
+from trainables.loop import train
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def load_checkpoint_state(directory: str) -> dict[str, Any]:
+    """Read the state `train_cnn` saved in a checkpoint folder."""
+    return torch.load(
+        os.path.join(directory, CHECKPOINT_FILE), map_location="cpu", weights_only=False
+    )
+
+
+def train_cnn(config: dict[str, Any]) -> None:
+    """Ray Tune entry point: one trial of a search. `config` is a plain trial config dict."""
+    from ray import tune  # lazy: trainables imports without Ray
+
+    cfg = TrialConfig.from_dict(config)
+    state = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = load_checkpoint_state(directory)
+
+    def report(metrics: dict[str, Any], snapshot) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            torch.save(snapshot(), os.path.join(directory, CHECKPOINT_FILE))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    train(cfg, on_epoch=report, state=state)

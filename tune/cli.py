@@ -1,0 +1,294 @@
+"""`cnn-tune`: argument parsing and exit codes only; the work lives in importable modules.
+
+Exit codes (README "Exit codes"):
+    0  done (diverged trials alone do not fail a search)
+    1  the search ran, but trials failed beyond max_failures or none finished
+    2  bad input (config, flags, data), reported before anything starts
+    3  a service it needs (Ray cluster, tracking server) could not be reached: retry later
+    4  the experiment is already driven by another live process
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any, NoReturn
+
+EXIT_OK = 0
+EXIT_TRIALS_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNREACHABLE = 3
+EXIT_LOCKED = 4
+
+
+class UsageError(Exception):
+    """A command-line problem: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("cnn-tune")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def to_json(obj: Any) -> str:
+    """JSON text with NaN/inf written as null (a diverged loss), which strict parsers require."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(obj), indent=2, sort_keys=False)
+
+
+def fail(message: str) -> None:
+    print(f"cnn-tune: error: {message}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one trial config without Ray (progress on stderr)",
+        description="Train one trial config in this process: no Ray, no MLflow.",
+    )
+    p.add_argument("--dataset", default="mnist5k", help="dataset name (default: %(default)s)")
+    p.add_argument("--activation", default="relu", help="activation (default: %(default)s)")
+    p.add_argument("--augment", default="crop", help="augmentation policy (default: %(default)s)")
+    p.add_argument(
+        "--batch-size", type=int, default=128, help="images per step (default: %(default)s)"
+    )
+    p.add_argument(
+        "--lr", type=float, default=3e-3, help="Adam learning rate (default: %(default)s)"
+    )
+    p.add_argument("--epochs", type=int, default=3, help="epochs (default: %(default)s)")
+    p.add_argument(
+        "--data-root", default=None, help="dataset folder (torchvision root or ImageFolder)"
+    )
+    p.add_argument("--download", action="store_true", help="let torchvision download the dataset")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other trial config key, e.g. --set width=64 --set lr_schedule=constant",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_train)
+
+
+def trial_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    import yaml
+
+    values: dict[str, Any] = {
+        "dataset": args.dataset,
+        "activation": args.activation,
+        "augment": args.augment,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "epochs": args.epochs,
+        "data_root": args.data_root,
+        "download": args.download,
+        "device": args.device,
+        "seed": args.seed,
+    }
+    for item in args.overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE")
+        values[key.strip()] = yaml.safe_load(text)
+    return values
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from trainables.config import ConfigError, TrialConfig
+    from trainables.data import DataError, dataset_from_config
+    from trainables.loop import train
+
+    try:
+        cfg = TrialConfig.from_dict(trial_values_from_args(args))
+        if cfg.device == "cuda":
+            from trainables.loop import choose_device
+
+            choose_device("cuda")
+        splits = dataset_from_config(cfg)
+    except (ConfigError, DataError, RuntimeError) as exc:
+        fail(str(exc))
+        return EXIT_BAD_INPUT
+
+    def show(metrics: dict[str, Any], _snapshot: Any) -> None:
+        test = f"  test_acc {metrics['test_acc']:.4f}" if "test_acc" in metrics else ""
+        flag = "  DIVERGED" if metrics["diverged"] else ""
+        print(
+            f"epoch {metrics['epoch']}/{cfg.epochs}  train_loss {metrics['train_loss']:.4f}"
+            f"  val_loss {metrics['val_loss']:.4f}  val_acc {metrics['val_acc']:.4f}{test}"
+            f"  {metrics['epoch_seconds']:.1f}s  {metrics['images_per_s']:.0f} img/s{flag}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    print(
+        f"training {cfg.dataset}: {len(splits.train_y)} train / {len(splits.val_y)} val images, "
+        f"{cfg.activation}, {cfg.augment}, batch {cfg.batch_size}, lr {cfg.lr:g}",
+        file=sys.stderr,
+    )
+    result = train(cfg, on_epoch=show, splits=splits)
+    last = result.last
+    summary = {
+        "val_acc": last.get("val_acc"),
+        "val_loss": last.get("val_loss"),
+        "test_acc": last.get("test_acc"),
+        "epochs": len(result.history),
+        "images_per_s": last.get("images_per_s"),
+        "seconds": result.seconds,
+        "diverged": result.diverged,
+        "config": result.config,
+        "history": result.history,
+    }
+    if args.json:
+        print(to_json(summary))
+    if result.diverged:
+        print("training diverged (loss is NaN or infinite); stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- run / validate
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="CONFIG.yaml", help="search config file")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key, type-checked: --set epochs=2 "
+        "--set space.lr='{loguniform: [1e-4, 1e-2]}'",
+    )
+    p.add_argument("--name", default=None, help="experiment name (overrides the config's name)")
+
+
+def add_run_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a search on a local Ray or a Ray cluster",
+        description="Validate CONFIG.yaml, start or join Ray, run the search, print its summary.",
+    )
+    add_config_arguments(p)
+    p.add_argument(
+        "--address",
+        default=None,
+        help="join the Ray cluster at this address (default: $RAY_ADDRESS, else a local Ray)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON object on stdout"
+    )
+    p.set_defaults(func=cmd_run)
+
+
+def add_validate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="check a search config and print it resolved; starts nothing",
+        description="Check everything `run` checks before Ray starts; print the resolved config.",
+    )
+    add_config_arguments(p)
+    p.set_defaults(func=cmd_validate)
+
+
+def load_config(args: argparse.Namespace):
+    from tune.config import load_search_config
+
+    overrides = list(args.overrides)
+    if args.name is not None:
+        overrides.append(f"name={args.name}")
+    return load_search_config(args.config, overrides)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from tune.config import SearchConfigError
+
+    try:
+        cfg = load_config(args)
+    except SearchConfigError as exc:
+        fail(str(exc))
+        return EXIT_BAD_INPUT
+    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    print(f"{cfg.trial_count()} trials; config OK", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tune.config import SearchConfigError
+    from tune.driver import DriverError, run_search
+    from tune.summary import format_table
+
+    try:
+        cfg = load_config(args)
+        summary = run_search(cfg, address=args.address)
+    except SearchConfigError as exc:
+        fail(str(exc))
+        return EXIT_BAD_INPUT
+    except DriverError as exc:
+        fail(str(exc))
+        return exc.exit_code
+    print(format_table(summary), file=sys.stderr)
+    if args.json:
+        print(to_json(summary.to_json()))
+    return summary.exit_code
+
+
+# --------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="cnn-tune",
+        description="Hyperparameter search for CNN image classifiers on Ray, logged to MLflow.",
+    )
+    parser.add_argument("--version", action="version", version=f"cnn-tune {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    add_run_parser(sub)
+    add_validate_parser(sub)
+    add_train_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.func(args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""What a finished search amounts to: trial outcomes, the best trial, the exit code, the table.
+
+Built from plain per-trial records (not Ray objects) so it can be tested without Ray and
+rebuilt from a saved experiment.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# Disjoint outcomes of a trial.
+FINISHED = "finished"  # ran all epochs
+STOPPED_EARLY = "stopped_early"  # stopped by the scheduler or the time budget
+DIVERGED = "diverged"  # NaN/inf loss; not retried, not a failure of the search
+FAILED = "failed"  # errored after max_failures retries
+OUTCOMES = (FINISHED, STOPPED_EARLY, DIVERGED, FAILED)
+
+
+@dataclass
+class TrialRecord:
+    """One trial as the summary needs it."""
+
+    trial_id: str
+    config: dict[str, Any]  # the trial's full resolved config
+    metrics: dict[str, Any]  # its last reported metrics ({} when it never reported)
+    error: str | None = None  # last line of the error, when it failed
+
+
+def classify(record: TrialRecord, epochs: int) -> str:
+    """The outcome of one trial."""
+    if record.error is not None:
+        return FAILED
+    if record.metrics.get("diverged"):
+        return DIVERGED
+    if int(record.metrics.get("epoch", 0)) >= epochs:
+        return FINISHED
+    return STOPPED_EARLY
+
+
+@dataclass
+class Summary:
+    """The result of a search, as printed on stderr and written as JSON on stdout."""
+
+    name: str
+    metric: str
+    mode: str
+    searched_keys: list[str]
+    wall_seconds: float
+    storage_path: str
+    experiment_path: str
+    trials: list[dict[str, Any]] = field(default_factory=list)  # one row per trial
+    best: dict[str, Any] | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    mlflow: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """0: done; 1: trials failed beyond max_failures, or none finished or stopped early."""
+        usable = self.counts.get(FINISHED, 0) + self.counts.get(STOPPED_EARLY, 0)
+        return 1 if self.counts.get(FAILED, 0) > 0 or usable == 0 else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "best": self.best,
+            "trials": {"total": len(self.trials), **{k: self.counts.get(k, 0) for k in OUTCOMES}},
+            "wall_seconds": round(self.wall_seconds, 2),
+            "storage_path": self.storage_path,
+            "experiment_path": self.experiment_path,
+            "mlflow": self.mlflow,
+            "exit_code": self.exit_code,
+            "trial_results": self.trials,
+        }
+
+
+def summarize(
+    records: list[TrialRecord],
+    *,
+    name: str,
+    epochs: int,
+    metric: str,
+    mode: str,
+    searched_keys: list[str],
+    wall_seconds: float,
+    storage_path: str,
+    experiment_path: str,
+    mlflow: dict[str, Any] | None = None,
+) -> Summary:
+    """Classify every trial and pick the best by `metric` at its last reported epoch.
+
+    Only trials that neither diverged nor failed can be best; `test_acc` is reported, never
+    used to choose.
+    """
+    summary = Summary(
+        name=name,
+        metric=metric,
+        mode=mode,
+        searched_keys=searched_keys,
+        wall_seconds=wall_seconds,
+        storage_path=storage_path,
+        experiment_path=experiment_path,
+        mlflow=mlflow or {"tracking_uri": None, "experiment_id": None, "parent_run_id": None},
+    )
+    summary.counts = {k: 0 for k in OUTCOMES}
+    best_record, best_value = None, None
+    for record in sorted(records, key=lambda r: r.trial_id):
+        outcome = classify(record, epochs)
+        summary.counts[outcome] += 1
+        m = record.metrics
+        summary.trials.append(
+            {
+                "trial_id": record.trial_id,
+                "outcome": outcome,
+                "config": {k: record.config.get(k) for k in searched_keys},
+                "epochs": m.get("epoch", 0),
+                "val_acc": m.get("val_acc"),
+                "val_loss": m.get("val_loss"),
+                "test_acc": m.get("test_acc"),
+                "error": record.error,
+            }
+        )
+        value = m.get(metric)
+        if outcome in (FINISHED, STOPPED_EARLY) and _is_number(value):
+            better = best_value is None or (
+                value > best_value if mode == "max" else value < best_value
+            )
+            if better:
+                best_record, best_value = record, value
+    if best_record is not None:
+        summary.best = {
+            "trial_id": best_record.trial_id,
+            "config": best_record.config,
+            metric: best_value,
+            "val_acc": best_record.metrics.get("val_acc"),
+            "test_acc": best_record.metrics.get("test_acc"),
+            "epochs": best_record.metrics.get("epoch"),
+        }
+    return summary
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def format_table(summary: Summary) -> str:
+    """The end-of-search table for stderr: one row per trial, then the best and the counts."""
+    keys = summary.searched_keys
+    header = ["trial", *keys, "outcome", "ep", "val_acc", "test_acc"]
+    rows = []
+    for t in summary.trials:
+        rows.append(
+            [
+                t["trial_id"],
+                *(_fmt(t["config"].get(k)) for k in keys),
+                t["outcome"],
+                str(t["epochs"]),
+                _fmt(t["val_acc"]),
+                _fmt(t["test_acc"]),
+            ]
+        )
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in [header, *rows]]
+    counts = ", ".join(f"{summary.counts.get(k, 0)} {k.replace('_', ' ')}" for k in OUTCOMES)
+    lines.append("")
+    lines.append(
+        f"search {summary.name!r}: {len(summary.trials)} trials ({counts}) "
+        f"in {summary.wall_seconds:.0f}s"
+    )
+    if summary.best:
+        best = summary.best
+        chosen = ", ".join(f"{k}={_fmt(best['config'].get(k))}" for k in keys)
+        lines.append(
+            f"best {best['trial_id']}: {summary.metric}={_fmt(best[summary.metric])} "
+            f"test_acc={_fmt(best.get('test_acc'))}  ({chosen})"
+        )
+    else:
+        lines.append("best: none (no trial finished or stopped early)")
+    lines.append(f"results: {summary.experiment_path}")
+    for failed in (t for t in summary.trials if t["outcome"] == FAILED):
+        lines.append(f"failed {failed['trial_id']}: {failed['error']}")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.4f}" if 1e-3 <= abs(value) < 1e4 else f"{value:.2e}"
+    return str(value)
+
+
+__all__ = ["TrialRecord", "Summary", "summarize", "classify", "format_table", "OUTCOMES"]
