@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import sys
 import time
 from typing import Any
@@ -112,6 +113,27 @@ def stage_data(cfg: SearchConfig) -> None:
     )
 
 
+PROBE_TIMEOUT_S = 5.0  # seconds to wait for a TCP connection to a cluster's head
+
+
+def probe_address(address: str) -> None:
+    """Fail fast (exit 3) when nothing listens at a cluster address.
+
+    `ray.init` would retry an unreachable GCS for minutes; a scheduled job should rather
+    exit 3 at once and retry later. `auto` (find a cluster on this node) is left to Ray.
+    """
+    if address in ("auto", "local"):
+        return
+    host_port = address.split("://", 1)[-1]
+    host, sep, port = host_port.rpartition(":")
+    if not sep or not port.isdigit():
+        raise BadInput(f"--address {address!r} is not HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise Unreachable(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
+
+
 def start_ray(address: str | None) -> None:
     """Join the Ray cluster at `address`, else start a local Ray sized to this machine."""
     import ray
@@ -130,6 +152,8 @@ def start_ray(address: str | None) -> None:
         address="local",
         num_cpus=os.cpu_count(),
         include_dashboard=False,
+        # A private cluster for this driver: bind to loopback, reachable from no other host.
+        _node_ip_address="127.0.0.1",
         **common,
     )
 
@@ -194,7 +218,9 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> Summary:
     """
     address = address or os.environ.get("RAY_ADDRESS") or None
     check_new_experiment(cfg)
-    if not address:
+    if address:
+        probe_address(address)
+    else:
         check_local_resources(cfg)
     stage_data(cfg)
 

@@ -432,10 +432,10 @@ INVALID = [
         with_changes(trial={"epochs": 3}), [], ["trial.epochs", "top-level"], id="trial-top-level"
     ),
     pytest.param(
-        with_changes(trial={"image_size": 8, "depth": 4}),
+        with_changes(trial={"max_train_images": 0}),
         [],
-        ["trial", "depth 4", "image_size 8"],
-        id="trial-keys-clash",
+        ["trial", "max_train_images", ">= 1"],
+        id="trial-bad-cap",
     ),
     pytest.param(with_changes(epochs=0), [], ["epochs", "epochs 0", ">= 1"], id="epochs-zero"),
     pytest.param(with_changes(epochs="abc"), [], ["epochs", "'abc'"], id="epochs-not-int"),
