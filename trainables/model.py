@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from trainables.config import TrialConfig
@@ -83,4 +84,18 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["ACTIVATIONS", "make_activation", "make_model", "count_parameters"]
+class NormalizedClassifier(nn.Module):
+    """A trained model with its input normalization built in, for export.
+
+    Takes float images in [0, 1], shaped (B, C, H, W) for any batch size B, and returns
+    (B, classes) logits: what someone loading the model from MLflow has at hand.
+    """
+
+    def __init__(self, model: nn.Module, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", mean.reshape(1, -1, 1, 1).float())
+        self.register_buffer("std", std.reshape(1, -1, 1, 1).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)

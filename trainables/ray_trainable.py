@@ -37,9 +37,17 @@ def train_cnn(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as directory:
             state = load_checkpoint_state(directory)
 
+    import ray
+
+    # The node id tells trials on two nodes of one machine apart (same hostname, same IP).
+    node_id = ray.get_runtime_context().get_node_id()
+
     def report(metrics: dict[str, Any], snapshot) -> None:
         with tempfile.TemporaryDirectory() as directory:
             torch.save(snapshot(), os.path.join(directory, CHECKPOINT_FILE))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+            tune.report(
+                {**metrics, "node_id": node_id},
+                checkpoint=tune.Checkpoint.from_directory(directory),
+            )
 
     train(cfg, on_epoch=report, state=state)

@@ -83,6 +83,9 @@ class MlflowSettings:
 
     tracking_uri: str = "sqlite:///mlruns.db"  # http(s)://, sqlite:///, file:, or a plain path
     experiment: str = "cnn-tune"  # MLflow experiment name
+    registered_model: str | None = (
+        None  # Model Registry name for the best model; None: not registered
+    )
 
 
 @dataclass

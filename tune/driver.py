@@ -12,10 +12,14 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 from tune.config import SearchConfig, dump_search_config
 from tune.summary import Summary, TrialRecord, summarize
+from tune.tracking import Tracker, TrackingUnreachable, make_callback, probe_tracking
 
 CONFIG_FILE = "cnn_tune_config.yaml"  # the resolved search config, kept with the experiment
 CHECKPOINTS_TO_KEEP = 2  # per trial: the latest and the one before (a torn write leaves one)
@@ -158,7 +162,7 @@ def start_ray(address: str | None) -> None:
     )
 
 
-def make_tuner(cfg: SearchConfig, progress: Any):
+def make_tuner(cfg: SearchConfig, callbacks: list[Any]):
     """Build Ray Tune's Tuner for a search."""
     from ray import tune
 
@@ -185,15 +189,24 @@ def make_tuner(cfg: SearchConfig, progress: Any):
             storage_path=cfg.storage_path,
             failure_config=tune.FailureConfig(max_failures=cfg.search.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_TO_KEEP),
-            callbacks=[progress],
+            callbacks=callbacks,
             verbose=0,
         ),
     )
 
 
-def records_from(results: Any) -> list[TrialRecord]:
-    """Ray's ResultGrid -> plain records for the summary."""
-    records = []
+@dataclass
+class FitOutcome:
+    """What a finished `Tuner.fit()` leaves for the summary and the tracking artifacts."""
+
+    records: list[TrialRecord]
+    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # per-epoch results
+    checkpoints: dict[str, Any] = field(default_factory=dict)  # trial id -> latest Checkpoint
+
+
+def outcome_from(results: Any) -> FitOutcome:
+    """Ray's ResultGrid -> plain records, per-epoch histories and latest checkpoints."""
+    outcome = FitOutcome(records=[])
     for result in results:
         metrics = dict(result.metrics or {})
         error = None
@@ -201,12 +214,76 @@ def records_from(results: Any) -> list[TrialRecord]:
             lines = [line for line in str(result.error).strip().splitlines() if line.strip()]
             error = lines[-1] if lines else type(result.error).__name__
         trial_id = metrics.get("trial_id") or os.path.basename(str(result.path))
-        records.append(
+        outcome.records.append(
             TrialRecord(
                 trial_id=trial_id, config=dict(result.config or {}), metrics=metrics, error=error
             )
         )
-    return records
+        frame = result.metrics_dataframe
+        if frame is not None and "epoch" in frame:
+            by_epoch = {int(row["epoch"]): row for row in frame.to_dict("records")}
+            outcome.histories[trial_id] = [by_epoch[e] for e in sorted(by_epoch)]
+        outcome.checkpoints[trial_id] = result.checkpoint
+    return outcome
+
+
+def state_dir(cfg: SearchConfig) -> str:
+    """cnn-tune's own files for an experiment (config copy, MLflow run map): the experiment
+    folder when storage is local, else a local folder keyed by the experiment name."""
+    if not is_remote(cfg.storage_path):
+        return experiment_path(cfg)
+    from trainables.data import default_cache_dir
+
+    return os.path.join(default_cache_dir(), "state", cfg.name)
+
+
+def start_tracking(cfg: SearchConfig) -> Tracker:
+    """Create (or reattach to) the search's parent run before any trial starts."""
+    tracker = Tracker(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, state_dir(cfg))
+    config_yaml = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    try:
+        tracker.start_search(cfg, config_yaml)
+    except TrackingUnreachable as exc:
+        raise Unreachable(str(exc)) from None
+    return tracker
+
+
+def _warn_on_failure(what: str, fn: Any, *args: Any) -> Any:
+    # Artifacts are a view of the results; failing to make one must not fail the search.
+    try:
+        return fn(*args)
+    except Exception as exc:
+        print(f"cnn-tune: warning: {what} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+
+
+def finish_tracking(
+    tracker: Tracker, cfg: SearchConfig, summary: Summary, outcome: FitOutcome
+) -> None:
+    """Close every run and log the end-of-search artifacts (curves, best model, plots)."""
+    from trainables.ray_trainable import load_checkpoint_state
+    from tune.artifacts import log_best_model, log_search_plots, log_trial_curves
+
+    tracker.close_open_trials("interrupted")
+    _warn_on_failure("logging learning curves", log_trial_curves, tracker, outcome.histories)
+    best = summary.best
+    checkpoint = outcome.checkpoints.get(best["trial_id"]) if best else None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = load_checkpoint_state(directory)
+        state["trial_id"] = best["trial_id"]
+        timings = _warn_on_failure(
+            "logging the best model", log_best_model, tracker, state, cfg.mlflow.registered_model
+        )
+        if timings:
+            print(
+                f"mlflow: best model logged in {timings['log_model_s']:.1f}s "
+                f"(confusion matrices {timings['confusion_s']:.1f}s)",
+                file=sys.stderr,
+            )
+    _warn_on_failure("logging search plots", log_search_plots, tracker, summary, cfg)
+    headline = {"best_val_acc": best["val_acc"], "test_acc": best.get("test_acc")} if best else {}
+    tracker.finish_search(headline, "FINISHED" if summary.exit_code == 0 else "FAILED")
 
 
 def run_search(cfg: SearchConfig, address: str | None = None) -> Summary:
@@ -214,7 +291,7 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> Summary:
 
     Raises:
         BadInput: the experiment exists, the data is missing, or a trial cannot fit (exit 2).
-        Unreachable: the Ray cluster at `address` cannot be reached (exit 3).
+        Unreachable: the Ray cluster or the tracking server cannot be reached (exit 3).
     """
     address = address or os.environ.get("RAY_ADDRESS") or None
     check_new_experiment(cfg)
@@ -223,17 +300,26 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> Summary:
     else:
         check_local_resources(cfg)
     stage_data(cfg)
+    probe_tracking_or_fail(cfg)
 
+    os.makedirs(state_dir(cfg), exist_ok=True)
+    dump_search_config(cfg, os.path.join(state_dir(cfg), CONFIG_FILE))
+    tracker = start_tracking(cfg)
     start = time.monotonic()
     # Forced experiment snapshots after each checkpoint are what makes a resume exact; short
     # epochs trigger Ray's warning about their frequency, which says nothing useful here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Ray Tune prints its own boxes and tables on stdout; stdout is reserved for the JSON summary.
-    with contextlib.redirect_stdout(sys.stderr):
-        start_ray(address)
-        records = fit(cfg, address)
-    return summarize(
-        records,
+    try:
+        # Ray Tune prints its own boxes and tables on stdout: stdout is the JSON summary's.
+        with contextlib.redirect_stdout(sys.stderr):
+            start_ray(address)
+            outcome = fit(cfg, address, tracker)
+    except BaseException:
+        tracker.close_open_trials("interrupted")
+        tracker.finish_search({}, "KILLED")
+        raise
+    summary = summarize(
+        outcome.records,
         name=cfg.name,
         epochs=cfg.epochs,
         metric=cfg.search.metric,
@@ -242,16 +328,22 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> Summary:
         wall_seconds=time.monotonic() - start,
         storage_path=cfg.storage_path,
         experiment_path=experiment_path(cfg),
-        mlflow={
-            "tracking_uri": cfg.mlflow.tracking_uri,
-            "experiment_id": None,
-            "parent_run_id": None,
-        },
     )
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints model-logging notes
+        finish_tracking(tracker, cfg, summary, outcome)
+    summary.mlflow = tracker.info()
+    return summary
 
 
-def fit(cfg: SearchConfig, address: str | None) -> list[TrialRecord]:
-    """On a started Ray: save the config with the experiment, run the Tuner, shut Ray down."""
+def probe_tracking_or_fail(cfg: SearchConfig) -> None:
+    try:
+        probe_tracking(cfg.mlflow.tracking_uri)
+    except TrackingUnreachable as exc:
+        raise Unreachable(str(exc)) from None
+
+
+def fit(cfg: SearchConfig, address: str | None, tracker: Tracker) -> FitOutcome:
+    """On a started Ray: run the Tuner with progress and MLflow callbacks; shut Ray down."""
     import ray
 
     from tune.progress import ProgressCallback
@@ -259,17 +351,15 @@ def fit(cfg: SearchConfig, address: str | None) -> list[TrialRecord]:
     try:
         if address:
             check_cluster_resources(cfg)
-        if not is_remote(cfg.storage_path):
-            os.makedirs(experiment_path(cfg), exist_ok=True)
-            dump_search_config(cfg, os.path.join(experiment_path(cfg), CONFIG_FILE))
         progress = ProgressCallback(sorted(cfg.space), cfg.epochs, cfg.trial_count())
+        mlflow_cb = make_callback(tracker, cfg.epochs, cfg.search.time_budget_s)
         print(
             f"search {cfg.name!r}: {cfg.trial_count()} trials of {cfg.dataset}, "
             f"{cfg.search.algorithm} search, {cfg.search.scheduler} scheduler, "
             f"up to {cfg.epochs} epochs",
             file=sys.stderr,
         )
-        return records_from(make_tuner(cfg, progress).fit())
+        return outcome_from(make_tuner(cfg, [progress, mlflow_cb]).fit())
     finally:
         ray.shutdown()
 

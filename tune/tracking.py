@@ -1,0 +1,355 @@
+"""MLflow tracking: one parent run per search, one nested child run per trial, batched writes.
+
+Design: the driver is the only MLflow writer (a `ray.tune.Callback`), not the trials.
+- Workers need no route to the tracking store: an embedded SQLite file on the driver's disk
+  works on a cluster, and SQLite keeps its single writer.
+- Ray already ships every result to the driver, so logging there costs the trials nothing:
+  trials never wait on MLflow, however slow or unreachable the server is.
+- The trial -> run map lives in the experiment folder (`RUN_MAP_FILE`) beside Ray's own state,
+  so `Tuner.restore` and a new driver reattach to the same parent and child runs, and epochs a
+  restored trial re-runs are not logged twice (each run remembers its last logged step).
+Per-epoch metrics go in one `log_batch` call per result. Artifacts (curves, confusion matrices,
+the best model, search plots) are made once at the end from Ray's full result histories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+RUN_MAP_FILE = "cnn_tune_mlflow.json"
+TAG = "cnn_tune."
+EPOCH_METRICS = (
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "epoch_seconds",
+    "images_per_s",
+    "lr",
+)
+PROBE_TIMEOUT_S = 5.0
+
+# stop reason -> MLflow run status
+STATUS_OF_REASON = {
+    "completed": "FINISHED",
+    "scheduler": "KILLED",
+    "budget": "KILLED",
+    "interrupted": "KILLED",
+    "diverged": "FAILED",
+    "error": "FAILED",
+}
+
+
+class TrackingUnreachable(RuntimeError):
+    """The tracking server cannot be reached (exit code 3: retry later)."""
+
+
+@dataclass
+class TrialRun:
+    run_id: str
+    last_step: int = 0  # last epoch logged: a restored trial's re-run epochs are skipped
+    status: str | None = None  # terminal MLflow status once set
+
+
+@dataclass
+class RunMap:
+    """What ties an experiment folder to its MLflow runs; saved after every change."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    trials: dict[str, TrialRun] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str) -> RunMap | None:
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            data = json.load(f)
+        data["trials"] = {k: TrialRun(**v) for k, v in data.get("trials", {}).items()}
+        return cls(**data)
+
+    def save(self, path: str) -> None:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(asdict(self), f, indent=1)
+        os.replace(tmp, path)  # atomic: a crash leaves the old map or the new one
+
+
+def git_commit() -> str | None:
+    """The project's git commit when it runs from a checkout; None otherwise."""
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        out = subprocess.run(
+            ["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """For an embedded sqlite store, artifacts go beside the database file (absolute)."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = tracking_uri[len("sqlite:///") :]
+        if db and not db.startswith(":memory:"):
+            return "file://" + os.path.join(os.path.dirname(os.path.abspath(db)), "mlartifacts")
+    return None
+
+
+def probe_tracking(tracking_uri: str) -> None:
+    """Fail fast when an http(s) tracking server does not answer.
+
+    MLflow's client would retry an unreachable server for minutes before failing.
+    """
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(tracking_uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S)
+    except requests.RequestException as exc:
+        raise TrackingUnreachable(
+            f"cannot reach the MLflow tracking server at {tracking_uri}: {type(exc).__name__}"
+        ) from None
+
+
+def run_name(config: dict[str, Any]) -> str:
+    """A child run's name from its searched hyperparameters, e.g. 'relu-crop-bs128-lr3.0e-03'."""
+    return (
+        f"{config.get('activation')}-{config.get('augment')}-bs{config.get('batch_size')}"
+        f"-lr{float(config.get('lr', 0)):.1e}"
+    )
+
+
+def stop_reason(metrics: dict[str, Any], epochs: int, budget_hit: bool) -> str:
+    """Why a trial that ended without an error stopped."""
+    if metrics.get("diverged"):
+        return "diverged"
+    if int(metrics.get("epoch", 0)) >= epochs:
+        return "completed"
+    return "budget" if budget_hit else "scheduler"
+
+
+class Tracker:
+    """Owns every MLflow write of one search."""
+
+    def __init__(self, tracking_uri: str, experiment: str, experiment_dir: str):
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.map_path = os.path.join(experiment_dir, RUN_MAP_FILE)
+        self.client = MlflowClient(tracking_uri)
+        self.runs: RunMap | None = None
+        self.seconds = 0.0  # time spent in MLflow calls (the logging overhead)
+
+    # ------------------------------------------------------------------ parent run
+
+    def start_search(self, cfg: Any, config_yaml: str) -> RunMap:
+        """Create the parent run, or reattach to the one in the experiment folder's run map."""
+        t0 = time.perf_counter()
+        probe_tracking(self.tracking_uri)
+        existing = RunMap.load(self.map_path)
+        if existing is not None:
+            self.runs = existing
+            self.client.update_run(existing.parent_run_id, status="RUNNING")
+        else:
+            try:
+                experiment = self.client.get_experiment_by_name(self.experiment)
+                experiment_id = (
+                    experiment.experiment_id
+                    if experiment is not None
+                    else self.client.create_experiment(
+                        self.experiment, artifact_location=artifact_location(self.tracking_uri)
+                    )
+                )
+            except Exception as exc:  # any store error here means: cannot track, retry later
+                raise TrackingUnreachable(
+                    f"cannot use the MLflow store at {self.tracking_uri}: {exc}"
+                ) from None
+            tags = {
+                f"{TAG}role": "search",
+                f"{TAG}dataset": cfg.dataset,
+                f"{TAG}algorithm": cfg.search.algorithm,
+                f"{TAG}scheduler": cfg.search.scheduler,
+                f"{TAG}storage_path": cfg.storage_path,
+            }
+            commit = git_commit()
+            if commit:
+                tags[f"{TAG}git_commit"] = commit
+            parent = self.client.create_run(experiment_id, run_name=cfg.name, tags=tags)
+            self.runs = RunMap(self.tracking_uri, experiment_id, parent.info.run_id)
+            self.runs.save(self.map_path)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "search_config.yaml")
+                with open(path, "w") as f:
+                    f.write(config_yaml)
+                self.client.log_artifact(parent.info.run_id, path)
+        self.seconds += time.perf_counter() - t0
+        return self.runs
+
+    # ------------------------------------------------------------------ child runs
+
+    def trial_started(self, trial_id: str, config: dict[str, Any]) -> str:
+        """The child run of a trial: created once, reopened when a trial is restored."""
+        from mlflow.entities import Param
+
+        from trainables.config import TrialConfig
+
+        assert self.runs is not None
+        t0 = time.perf_counter()
+        known = self.runs.trials.get(trial_id)
+        if known is not None:
+            if known.status is None:
+                self.client.update_run(known.run_id, status="RUNNING")
+            self.seconds += time.perf_counter() - t0
+            return known.run_id
+        run = self.client.create_run(
+            self.runs.experiment_id,
+            run_name=run_name(config),
+            tags={
+                "mlflow.parentRunId": self.runs.parent_run_id,
+                f"{TAG}role": "trial",
+                f"{TAG}trial_id": trial_id,
+            },
+        )
+        resolved = TrialConfig.from_dict(config).to_dict()
+        params = [Param(k, str(v)) for k, v in sorted(resolved.items())]
+        self.client.log_batch(run.info.run_id, params=params)
+        self.runs.trials[trial_id] = TrialRun(run.info.run_id)
+        self.runs.save(self.map_path)
+        self.seconds += time.perf_counter() - t0
+        return run.info.run_id
+
+    def trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Log one epoch's metrics at step=epoch, once: a re-run epoch is skipped."""
+        from mlflow.entities import Metric, RunTag
+
+        assert self.runs is not None
+        t0 = time.perf_counter()
+        trial = self.runs.trials[trial_id]
+        epoch = int(result.get("epoch", 0))
+        if epoch <= trial.last_step:
+            return
+        now = int(time.time() * 1000)
+        keys = [*EPOCH_METRICS, "test_acc"]
+        metrics = [
+            Metric(k, float(result[k]), now, epoch)
+            for k in keys
+            if isinstance(result.get(k), (int, float)) and not isinstance(result.get(k), bool)
+        ]
+        tags = []
+        if trial.last_step == 0:
+            node = result.get("node_id") or result.get("node_ip") or "unknown"
+            tags = [RunTag(f"{TAG}node", str(node))]
+            if result.get("hostname"):
+                tags.append(RunTag(f"{TAG}hostname", str(result["hostname"])))
+        self.client.log_batch(trial.run_id, metrics=metrics, tags=tags)
+        trial.last_step = epoch
+        self.runs.save(self.map_path)
+        self.seconds += time.perf_counter() - t0
+
+    def trial_ended(self, trial_id: str, reason: str, error: str | None = None) -> None:
+        """Tag why the trial stopped and set its terminal status."""
+        from mlflow.entities import RunTag
+
+        assert self.runs is not None
+        t0 = time.perf_counter()
+        trial = self.runs.trials.get(trial_id)
+        if trial is None:
+            return
+        tags = [RunTag(f"{TAG}stop_reason", reason)]
+        if error:
+            tags.append(RunTag(f"{TAG}error", error[:5000]))
+        self.client.log_batch(trial.run_id, tags=tags)
+        trial.status = STATUS_OF_REASON[reason]
+        self.client.set_terminated(trial.run_id, status=trial.status)
+        self.runs.save(self.map_path)
+        self.seconds += time.perf_counter() - t0
+
+    def close_open_trials(self, reason: str = "interrupted") -> None:
+        """Leave no child run RUNNING: trials still open when the search stops are KILLED."""
+        assert self.runs is not None
+        for trial_id, trial in self.runs.trials.items():
+            if trial.status is None:
+                self.trial_ended(trial_id, reason)
+
+    # ------------------------------------------------------------------ end of search
+
+    def log_artifacts(
+        self, run_id: str, paths: list[str], artifact_path: str | None = None
+    ) -> None:
+        t0 = time.perf_counter()
+        for path in paths:
+            self.client.log_artifact(run_id, path, artifact_path)
+        self.seconds += time.perf_counter() - t0
+
+    def finish_search(self, metrics: dict[str, float], status: str) -> None:
+        """Log the search's headline metrics and end the parent run."""
+        from mlflow.entities import Metric
+
+        assert self.runs is not None
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
+        self.client.log_batch(self.runs.parent_run_id, metrics=batch)
+        self.client.set_terminated(self.runs.parent_run_id, status=status)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "tracking_uri": self.tracking_uri,
+            "experiment_id": self.runs.experiment_id if self.runs else None,
+            "parent_run_id": self.runs.parent_run_id if self.runs else None,
+            "logging_seconds": round(self.seconds, 3),
+        }
+
+
+def make_callback(tracker: Tracker, epochs: int, time_budget_s: float | None):
+    """The Ray Tune callback that feeds trial events to the tracker (on the driver)."""
+    from ray.tune import Callback
+
+    class MlflowTrialCallback(Callback):
+        def __init__(self) -> None:
+            self.start = time.monotonic()
+            self.last: dict[str, dict[str, Any]] = {}
+
+        def _safe(self, what: str, fn: Any, *args: Any) -> None:
+            # Tracking must never stop a search: a failed write is reported, training goes on.
+            try:
+                fn(*args)
+            except Exception as exc:
+                print(f"cnn-tune: warning: MLflow {what} failed: {exc}", file=sys.stderr)
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self._safe("run creation", tracker.trial_started, trial.trial_id, trial.config)
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.last[trial.trial_id] = result
+            self._safe("metric logging", tracker.trial_result, trial.trial_id, result)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            budget_hit = (
+                time_budget_s is not None and time.monotonic() - self.start >= time_budget_s
+            )
+            reason = stop_reason(self.last.get(trial.trial_id, {}), epochs, budget_hit)
+            self._safe("run end", tracker.trial_ended, trial.trial_id, reason)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            error = getattr(trial, "error_message", None) or "error"
+            lines = [line for line in str(error).strip().splitlines() if line.strip()]
+            self._safe(
+                "run end",
+                tracker.trial_ended,
+                trial.trial_id,
+                "error",
+                lines[-1] if lines else None,
+            )
+
+    return MlflowTrialCallback()
