@@ -1,20 +1,32 @@
 """README's two opening commands stay true: CI runs exactly the test one."""
 
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def command_lines(text: str) -> list[str]:
-    return [
-        line.strip() for line in text.splitlines() if line.strip().startswith("python3 -m venv")
-    ]
+def opening_commands(text: str) -> list[str]:
+    """The first command line of each fenced bash block, in order."""
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    commands = []
+    for block in blocks:
+        lines = [ln.strip() for ln in block.splitlines() if ln.strip() and not ln.startswith("#")]
+        commands.append(lines[0])
+    return commands
 
 
 def test_ci_runs_the_readme_test_command():
-    readme = command_lines((REPO / "README.md").read_text())
-    ci = command_lines((REPO / ".ci" / "run").read_text())
-    assert len(readme) >= 2, "README must open with the demo and the test command"
-    assert ci and ci[0] == readme[1]
-    assert "pytest" in readme[1]
-    assert "cnn-tune run configs/demo.yaml" in readme[0]
+    demo, test = opening_commands((REPO / "README.md").read_text())[:2]
+    assert "cnn-tune run configs/demo.yaml" in demo
+    assert demo.startswith("python3 -m venv .venv && .venv/bin/pip install -e .")
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert test in ci, f"{test!r} must be a line of .ci/run"
+    assert (REPO / test.split()[-1]).exists()
+
+
+def test_the_test_script_installs_and_runs_pytest():
+    script = (REPO / "scripts" / "test.sh").read_text()
+    assert "python3 -m venv .venv" in script
+    assert "pip install -q -e '.[dev]'" in script
+    assert "pytest" in script

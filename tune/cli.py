@@ -263,6 +263,100 @@ def cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+# --------------------------------------------------------------------------- ui / report
+
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
+
+
+def add_store_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: the --config file's, else $MLFLOW_TRACKING_URI, "
+        f"else {DEFAULT_TRACKING_URI} in this directory)",
+    )
+    p.add_argument(
+        "--config", default=None, help="read the tracking URI and experiment from this config"
+    )
+    p.add_argument("--experiment", default=None, help="MLflow experiment (default: cnn-tune)")
+
+
+def store_from_args(args: argparse.Namespace) -> tuple[str, str]:
+    """(tracking_uri, experiment) from flags, a config file, the environment or the defaults."""
+    import os
+
+    from tune.config import MlflowSettings, load_search_config, resolve_tracking_uri
+
+    settings = MlflowSettings()
+    if args.config:
+        settings = load_search_config(args.config).mlflow
+    uri = args.tracking_uri or (settings.tracking_uri if args.config else None)
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    return resolve_tracking_uri(uri, os.getcwd()), args.experiment or settings.experiment
+
+
+def add_ui_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ui",
+        help="start the MLflow UI on the configured store, bound to 127.0.0.1",
+        description="Start the MLflow UI on the tracking store, bound to 127.0.0.1 "
+        "(reach it from elsewhere through SSH port forwarding).",
+    )
+    add_store_arguments(p)
+    p.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
+    p.set_defaults(func=cmd_ui)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import os
+
+    from tune.config import SearchConfigError
+
+    try:
+        uri, _ = store_from_args(args)
+    except SearchConfigError as exc:
+        fail(str(exc))
+        return EXIT_BAD_INPUT
+    if uri.startswith(("http://", "https://")):
+        fail(f"--tracking-uri {uri} is already a server: open it in a browser")
+        return EXIT_BAD_INPUT
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    command += ["--host", "127.0.0.1", "--port", str(args.port)]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} for {uri}", file=sys.stderr, flush=True)
+    os.execv(sys.executable, command)  # the UI replaces this process: Ctrl-C stops it
+    return EXIT_OK  # not reached
+
+
+def add_report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="a search's summary table read back from MLflow",
+        description="Print the summary of a finished or running search, read from MLflow.",
+    )
+    p.add_argument("name", metavar="NAME", help="the search's name (its MLflow parent run)")
+    add_store_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tune.config import SearchConfigError
+    from tune.report import ReportError, load_report
+    from tune.summary import format_table
+
+    try:
+        uri, experiment = store_from_args(args)
+        summary = load_report(uri, experiment, args.name)
+    except (SearchConfigError, ReportError) as exc:
+        fail(str(exc))
+        return EXIT_BAD_INPUT
+    print(format_table(summary), file=sys.stderr)
+    if args.json:
+        print(to_json(summary.to_json()))
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -277,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(sub)
     add_validate_parser(sub)
     add_train_parser(sub)
+    add_report_parser(sub)
+    add_ui_parser(sub)
     return parser
 
 

@@ -574,26 +574,38 @@ class _Validator:
         return self.path(value)
 
     def tracking_uri(self, uri: str) -> str:
-        """Make a relative sqlite:///, file: or plain-path tracking URI absolute."""
-        if not uri:
-            raise SearchConfigError(
-                "mlflow.tracking_uri",
-                "'' is empty; allowed: http(s)://host, sqlite:///file.db, file:path or a path",
-            )
-        if uri.startswith("sqlite:///"):
-            # sqlite:///rel.db is relative, sqlite:////abs.db absolute; :memory: is not a file.
-            rest = uri[len("sqlite:///") :]
-            if rest.startswith("/") or rest.startswith(":memory:") or not rest:
-                return uri
-            return "sqlite:///" + self.path(rest)
-        if uri.startswith("file:"):
-            rest = uri[len("file:") :]
-            if rest.startswith("/"):  # file:/abs, file:///abs, file://host/...
-                return uri
-            return "file://" + self.path(rest)
-        if _SCHEME_RE.match(uri) or uri in _MLFLOW_BARE_URIS:
+        return resolve_tracking_uri(uri, self.cwd)
+
+
+def resolve_tracking_uri(uri: str, cwd: str) -> str:
+    """Make a relative sqlite:///, file: or plain-path tracking URI absolute (against `cwd`).
+
+    Raises:
+        SearchConfigError: an empty URI.
+    """
+
+    def absolute(path: str) -> str:
+        return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
+
+    if not uri:
+        raise SearchConfigError(
+            "mlflow.tracking_uri",
+            "'' is empty; allowed: http(s)://host, sqlite:///file.db, file:path or a path",
+        )
+    if uri.startswith("sqlite:///"):
+        # sqlite:///rel.db is relative, sqlite:////abs.db absolute; :memory: is not a file.
+        rest = uri[len("sqlite:///") :]
+        if rest.startswith("/") or rest.startswith(":memory:") or not rest:
             return uri
-        return self.path(uri)
+        return "sqlite:///" + absolute(rest)
+    if uri.startswith("file:"):
+        rest = uri[len("file:") :]
+        if rest.startswith("/"):  # file:/abs, file:///abs, file://host/...
+            return uri
+        return "file://" + absolute(rest)
+    if _SCHEME_RE.match(uri) or uri in _MLFLOW_BARE_URIS:
+        return uri
+    return absolute(uri)
 
 
 # --------------------------------------------------------------------------------------------

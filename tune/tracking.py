@@ -149,7 +149,8 @@ class Tracker:
         self.map_path = os.path.join(experiment_dir, RUN_MAP_FILE)
         self.client = MlflowClient(tracking_uri)
         self.runs: RunMap | None = None
-        self.seconds = 0.0  # time spent in MLflow calls (the logging overhead)
+        self.seconds = 0.0  # MLflow calls while trials run: runs, params, metrics, statuses
+        self.artifact_seconds = 0.0  # end-of-search plots and the best model
 
     # ------------------------------------------------------------------ parent run
 
@@ -308,6 +309,7 @@ class Tracker:
             "experiment_id": self.runs.experiment_id if self.runs else None,
             "parent_run_id": self.runs.parent_run_id if self.runs else None,
             "logging_seconds": round(self.seconds, 3),
+            "artifact_seconds": round(self.artifact_seconds, 3),
         }
 
 

@@ -1,0 +1,245 @@
+"""After a real search on a real local Ray, look at MLflow as an analyst would: through
+MlflowClient, `cnn-tune report`, a real `mlflow server`, and the MLflow UI in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from tests.tune.test_cli import DEMO, REPO, cnn_tune
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+SPACE = "{activation: [relu, sigmoid], augment: [none, crop], batch_size: [64], lr: [0.003]}"
+ARGS = [
+    "--set", "epochs=3", "--set", "trial.max_train_images=600", "--set", "trial.width=8",
+    "--set", "search.algorithm=grid", "--set", "search.num_samples=1", "--set", f"space={SPACE}",
+    "--json",
+]  # fmt: skip
+FAULT = {"CNN_TUNE_FAULT": "nan@1?activation=sigmoid"}  # sigmoid trials diverge at once
+ARTIFACTS_DIR = REPO / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory):
+    """One finished search in an embedded sqlite store: (folder, summary JSON)."""
+    folder = tmp_path_factory.mktemp("mlflow-e2e")
+    out = cnn_tune("run", str(DEMO), *ARGS, cwd=folder, env=FAULT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return folder, json.loads(out.stdout)
+
+
+def runs_of(client: MlflowClient, summary: dict):
+    parent = client.get_run(summary["mlflow"]["parent_run_id"])
+    children = client.search_runs(
+        [summary["mlflow"]["experiment_id"]],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    return parent, children
+
+
+def test_one_parent_one_child_per_trial(search):
+    folder, summary = search
+    uri = summary["mlflow"]["tracking_uri"]
+    assert uri == f"sqlite:///{folder / 'mlruns.db'}"
+    client = MlflowClient(uri)
+    exp = client.get_experiment(summary["mlflow"]["experiment_id"])
+    assert exp.name == "cnn-tune"
+    assert len(client.search_runs([exp.experiment_id])) == 5  # 1 parent + 4 trials
+
+    parent, children = runs_of(client, summary)
+    assert parent.info.run_name == "demo-mnist5k"
+    assert parent.info.status == "FINISHED"
+    tags = parent.data.tags
+    assert tags["cnn_tune.role"] == "search"
+    assert tags["cnn_tune.dataset"] == "mnist5k"
+    assert tags["cnn_tune.algorithm"] == "grid" and tags["cnn_tune.scheduler"] == "asha"
+    assert tags["cnn_tune.storage_path"] == str(folder / "ray_results")
+    assert parent.data.metrics["best_val_acc"] == pytest.approx(summary["best"]["val_acc"])
+
+    assert len(children) == 4
+    assert len({c.data.tags["cnn_tune.trial_id"] for c in children}) == 4
+    reasons = {}
+    for child in children:
+        t, p = child.data.tags, child.data.params
+        assert t["cnn_tune.role"] == "trial"
+        assert t["cnn_tune.node"]
+        assert child.info.run_name == f"{p['activation']}-{p['augment']}-bs64-lr3.0e-03"
+        for key in ("activation", "augment", "batch_size", "lr", "width", "epochs", "seed"):
+            assert key in p
+        reason = t["cnn_tune.stop_reason"]
+        reasons[child.info.run_id] = reason
+        expected_status = {"completed": "FINISHED", "scheduler": "KILLED", "diverged": "FAILED"}
+        assert child.info.status == expected_status[reason], (reason, child.info.status)
+        if p["activation"] == "sigmoid":
+            assert reason == "diverged"
+        # Per-epoch histories: one point per epoch, steps 1..n, no duplicates.
+        for metric in ("train_loss", "val_loss", "val_acc", "epoch_seconds", "images_per_s"):
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, metric)]
+            assert sorted(steps) == list(range(1, len(steps) + 1)), (metric, steps)
+        if reason == "completed":
+            assert "test_acc" in child.data.metrics
+    assert "diverged" in reasons.values() and "completed" in reasons.values()
+    assert not [r for r in client.search_runs([exp.experiment_id]) if r.info.status == "RUNNING"]
+
+
+def test_artifacts_and_best_model(search):
+    import mlflow
+    import mlflow.pytorch
+
+    _, summary = search
+    client = MlflowClient(summary["mlflow"]["tracking_uri"])
+    parent, children = runs_of(client, summary)
+    parent_files = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert parent_files >= {
+        "plots/parallel_coordinates.png", "plots/heatmap_activation_augment.png",
+        "plots/metric_vs_lr.png", "plots/augmentations.png", "plots/trials.csv",
+    }  # fmt: skip
+    assert "search_config.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    for child in children:
+        files = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
+        assert "plots/learning_curves.png" in files
+
+    best = next(
+        c for c in children if c.data.tags["cnn_tune.trial_id"] == summary["best"]["trial_id"]
+    )
+    files = {a.path for a in client.list_artifacts(best.info.run_id, "plots")}
+    assert {"plots/confusion_val.png", "plots/confusion_test.png"} <= files
+    assert best.data.params["activation"] == "relu"  # sigmoid trials diverged: never best
+
+    mlflow.set_tracking_uri(summary["mlflow"]["tracking_uri"])
+    uri = f"runs:/{best.info.run_id}/model"
+    signature = mlflow.models.get_model_info(uri).signature
+    assert tuple(signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == (-1, 1, 28, 28)
+    model = mlflow.pytorch.load_model(uri)
+    with torch.no_grad():
+        assert model(torch.rand(5, 1, 28, 28)).shape == (5, 10)
+        assert model(torch.rand(1, 1, 28, 28)).shape == (1, 10)
+    predict = mlflow.pyfunc.load_model(uri).predict
+    assert predict(np.random.rand(3, 1, 28, 28).astype("float32")).shape == (3, 10)
+
+
+def test_report_reads_the_search_back(search):
+    folder, summary = search
+    out = cnn_tune("report", "demo-mnist5k", "--json", cwd=folder)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["trials"] == summary["trials"]
+    assert report["best"]["trial_id"] == summary["best"]["trial_id"]
+    assert report["best"]["val_acc"] == pytest.approx(summary["best"]["val_acc"])
+    missing = cnn_tune("report", "no-such-search", cwd=folder)
+    assert missing.returncode == 2 and "no search named 'no-such-search'" in missing.stderr
+
+
+@pytest.mark.browser
+def test_mlflow_ui_nests_trials_under_the_search(search):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    folder, summary = search
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "tune.cli", "ui", "--port", str(port)],
+        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--window-size=1400,900",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    browser = None
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health")
+        browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        experiment = summary["mlflow"]["experiment_id"]
+        browser.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda b: "demo-mnist5k" in b.page_source)
+        # Collapsed: only the search is a top-level row; its trials are behind its expander.
+        assert "relu-crop-bs64" not in browser.page_source
+        browser.find_element(
+            By.CSS_SELECTOR, "button[data-component-id*=runnamecellrenderer]"
+        ).click()
+        names = ["relu-crop-bs64", "relu-none-bs64", "sigmoid-crop-bs64", "sigmoid-none-bs64"]
+        wait.until(lambda b: all(n in b.page_source for n in names))
+        ARTIFACTS_DIR.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS_DIR / "mlflow-ui-nested-runs.png"))
+    finally:
+        if browser is not None:
+            browser.quit()
+        ui.terminate()
+        ui.wait(timeout=30)
+
+
+def test_search_against_a_real_mlflow_server(tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        wait_http(f"{uri}/health")
+        out = cnn_tune(
+            "run", str(DEMO), *ARGS, "--set", f"mlflow.tracking_uri={uri}", cwd=tmp_path, env=FAULT
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        summary = json.loads(out.stdout)
+        assert summary["mlflow"]["tracking_uri"] == uri
+        client = MlflowClient(uri)
+        parent, children = runs_of(client, summary)
+        assert parent.info.status == "FINISHED" and len(children) == 4
+        assert {c.data.tags["cnn_tune.stop_reason"] for c in children} >= {"diverged"}
+        assert not (tmp_path / "mlruns.db").exists()  # nothing went to the embedded default
+        files = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+        assert "plots/parallel_coordinates.png" in files
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_unreachable_tracking_server_exits_3_before_any_trial(tmp_path):
+    out = cnn_tune(
+        "run", str(DEMO), "--set", "mlflow.tracking_uri=http://127.0.0.1:9", cwd=tmp_path
+    )
+    assert out.returncode == 3
+    assert "cannot reach the MLflow tracking server" in out.stderr
+    assert not (tmp_path / "ray_results").exists()
+    assert out.stdout == ""

@@ -1,0 +1,96 @@
+"""A search's summary read back from MLflow: for `cnn-tune report`, people and batch jobs.
+
+MLflow is the record analysts share, so the report is rebuilt from it (not from Ray's files,
+which may live on a cluster): the parent run named after the search and its child runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tune.summary import Summary, TrialRecord, summarize
+from tune.tracking import TAG
+
+SEARCHED = ["activation", "augment", "batch_size", "lr"]
+
+
+class ReportError(LookupError):
+    """No search of that name in the tracking store."""
+
+
+def _param(value: str | None) -> Any:
+    if value is None or value == "None":
+        return None
+    if value in ("True", "False"):
+        return value == "True"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def find_parent_run(client: Any, experiment: str, name: str) -> Any:
+    """The newest parent run named `name` in `experiment`."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise ReportError(f"no MLflow experiment {experiment!r} in this tracking store")
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{TAG}role` = 'search' and attributes.run_name = '{name}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise ReportError(f"no search named {name!r} in MLflow experiment {experiment!r}")
+    return runs[0]
+
+
+def load_report(tracking_uri: str, experiment: str, name: str) -> Summary:
+    """Rebuild a search's summary (finished or still running) from its MLflow runs."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    parent = find_parent_run(client, experiment, name)
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+        max_results=10_000,
+    )
+    records, epochs = [], 1
+    for run in children:
+        tags, params, metrics = run.data.tags, run.data.params, dict(run.data.metrics)
+        epochs = max(epochs, int(params.get("epochs", 1)))
+        history = client.get_metric_history(run.info.run_id, "val_acc")
+        reason = tags.get(f"{TAG}stop_reason")
+        metrics["epoch"] = max((m.step for m in history), default=0)
+        metrics["diverged"] = reason == "diverged"
+        error = tags.get(f"{TAG}error") or ("error" if reason == "error" else None)
+        config = {k: _param(v) for k, v in params.items()}
+        records.append(
+            TrialRecord(tags.get(f"{TAG}trial_id", run.info.run_id), config, metrics, error)
+        )
+    start, end = parent.info.start_time, parent.info.end_time
+    summary = summarize(
+        records,
+        name=name,
+        epochs=epochs,
+        metric="val_acc",
+        mode="max",
+        searched_keys=SEARCHED,
+        wall_seconds=((end or start) - start) / 1000 if start else 0.0,
+        storage_path=parent.data.tags.get(f"{TAG}storage_path", ""),
+        experiment_path=f"{parent.data.tags.get(f'{TAG}storage_path', '')}/{name}",
+        mlflow={
+            "tracking_uri": tracking_uri,
+            "experiment_id": parent.info.experiment_id,
+            "parent_run_id": parent.info.run_id,
+            "status": parent.info.status,
+        },
+    )
+    running = {r.data.tags.get(f"{TAG}trial_id") for r in children if r.info.status == "RUNNING"}
+    for row in summary.trials:
+        if row["trial_id"] in running:
+            row["outcome"] = "running"
+    return summary
