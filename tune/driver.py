@@ -333,13 +333,12 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> Summary:
         finish_tracking(tracker, cfg, summary, outcome)
     summary.mlflow = tracker.info()
     trial_seconds = sum(h.get("epoch_seconds", 0) for hs in outcome.histories.values() for h in hs)
-    summary.mlflow["logging_share"] = (
-        round(tracker.seconds / trial_seconds, 4) if trial_seconds else None
-    )
+    share = tracker.seconds / trial_seconds if trial_seconds else None
+    summary.mlflow["logging_share"] = round(share, 4) if share is not None else None
     print(
         f"mlflow: parent run {summary.mlflow['parent_run_id']} in {cfg.mlflow.tracking_uri}; "
-        f"logging while trials ran took {tracker.seconds:.2f}s "
-        f"({100 * (summary.mlflow['logging_share'] or 0):.2f}% of {trial_seconds:.0f}s of trial time), "
+        f"logging while trials ran took {tracker.seconds:.2f}s on the driver "
+        f"({100 * (share or 0):.2f}% of {trial_seconds:.0f}s of trial time), "
         f"end-of-search artifacts {tracker.artifact_seconds:.1f}s",
         file=sys.stderr,
     )
