@@ -53,7 +53,8 @@ def wait_http(url: str, timeout: float = 60) -> None:
 def search(tmp_path_factory):
     """One finished search in an embedded sqlite store: (folder, summary JSON)."""
     folder = tmp_path_factory.mktemp("mlflow-e2e")
-    out = cnn_tune("run", str(DEMO), *ARGS, cwd=folder, env=FAULT)
+    registry = ["--set", "mlflow.registered_model=cnn-demo"]
+    out = cnn_tune("run", str(DEMO), *ARGS, *registry, cwd=folder, env=FAULT)
     assert out.returncode == 0, out.stderr[-3000:]
     return folder, json.loads(out.stdout)
 
@@ -146,6 +147,13 @@ def test_artifacts_and_best_model(search):
         assert model(torch.rand(1, 1, 28, 28)).shape == (1, 10)
     predict = mlflow.pyfunc.load_model(uri).predict
     assert predict(np.random.rand(3, 1, 28, 28).astype("float32")).shape == (3, 10)
+
+    # Registered under the configured name, from the best trial's run.
+    versions = client.search_model_versions("name = 'cnn-demo'")
+    assert [v.run_id for v in versions] == [best.info.run_id]
+    registered = mlflow.pytorch.load_model("models:/cnn-demo/1")
+    with torch.no_grad():
+        assert registered(torch.rand(2, 1, 28, 28)).shape == (2, 10)
 
 
 def test_report_reads_the_search_back(search):
