@@ -33,13 +33,12 @@ def log_trial_curves(tracker: Tracker, histories: dict[str, list[dict[str, Any]]
     assert tracker.runs is not None
     with tempfile.TemporaryDirectory() as tmp:
         for trial_id, history in histories.items():
-            trial = tracker.runs.trials.get(trial_id)
-            if trial is None or not history:
+            if trial_id not in tracker.runs.trials or not history:
                 continue
             path = plot_learning_curves(
                 history, os.path.join(tmp, "learning_curves.png"), f"trial {trial_id}"
             )
-            tracker.log_artifacts(trial.run_id, [path], "plots")
+            tracker.log_artifacts(tracker.run_id(trial_id), [path], "plots")
 
 
 def log_best_model(
@@ -65,7 +64,7 @@ def log_best_model(
     model = make_model(cfg, splits.channels, splits.num_classes)
     model.load_state_dict(state["model"])
     model.eval()
-    run_id = tracker.runs.trials[state["trial_id"]].run_id
+    run_id = tracker.run_id(state["trial_id"])
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for split, y in (("val", splits.val_y), ("test", splits.test_y)):

@@ -6,6 +6,7 @@ Exit codes (README "Exit codes"):
     2  bad input (config, flags, data), reported before anything starts
     3  a service it needs (Ray cluster, tracking server) could not be reached: retry later
     4  the experiment is already driven by another live process
+  130  interrupted (Ctrl-C, SIGTERM): the state is saved, `cnn-tune resume NAME` continues
 """
 
 from __future__ import annotations
@@ -206,7 +207,46 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--json", action="store_true", help="print the summary as one JSON object on stdout"
     )
+    exists = p.add_mutually_exclusive_group()
+    exists.add_argument(
+        "--resume-if-exists",
+        action="store_true",
+        help="resume the experiment when it exists (its saved config wins), else start it",
+    )
+    exists.add_argument(
+        "--overwrite", action="store_true", help="start afresh even when the experiment exists"
+    )
     p.set_defaults(func=cmd_run)
+
+
+def add_resume_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "resume",
+        help="continue an interrupted search from its experiment folder",
+        description="Continue an interrupted search with Tuner.restore: finished trials are "
+        "kept, unfinished ones continue from their checkpoints, errored ones stay errored "
+        "unless --retry-errored. A finished search prints its summary again.",
+    )
+    p.add_argument("name", metavar="NAME", help="the experiment name")
+    p.add_argument(
+        "--storage-path",
+        default="./ray_results",
+        help="where the experiment folder lives (default: %(default)s)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="join the Ray cluster at this address (default: $RAY_ADDRESS, else a local Ray)",
+    )
+    p.add_argument(
+        "--retry-errored",
+        action="store_true",
+        help="also resume trials that errored beyond max_failures, from their latest checkpoint",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON object on stdout"
+    )
+    p.set_defaults(func=cmd_resume)
 
 
 def add_validate_parser(sub: argparse._SubParsersAction) -> None:
@@ -245,18 +285,45 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from tune.config import SearchConfigError
-    from tune.driver import DriverError, run_search
-    from tune.summary import format_table
+    from tune.driver import run_search
 
     try:
         cfg = load_config(args)
-        summary = run_search(cfg, address=args.address)
     except SearchConfigError as exc:
         fail(str(exc))
         return EXIT_BAD_INPUT
+    if_exists = "resume" if args.resume_if_exists else "overwrite" if args.overwrite else "refuse"
+    return drive_and_report(
+        lambda: run_search(cfg, address=args.address, if_exists=if_exists), args
+    )
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    import os
+
+    from tune.driver import resume_search
+
+    storage = os.path.abspath(os.path.expanduser(args.storage_path))
+    if "://" in args.storage_path:
+        storage = args.storage_path
+    return drive_and_report(
+        lambda: resume_search(args.name, storage, args.address, args.retry_errored), args
+    )
+
+
+def drive_and_report(search: Any, args: argparse.Namespace) -> int:
+    """Run a search callable; map its errors to exit codes; print the table and JSON."""
+    from tune.driver import DriverError
+    from tune.summary import format_table
+
+    try:
+        summary = search()
     except DriverError as exc:
         fail(str(exc))
         return exc.exit_code
+    except KeyboardInterrupt:
+        fail("interrupted; resume the search with `cnn-tune resume NAME`")
+        return 130
     print(format_table(summary), file=sys.stderr)
     if args.json:
         print(to_json(summary.to_json()))
@@ -369,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     add_run_parser(sub)
+    add_resume_parser(sub)
     add_validate_parser(sub)
     add_train_parser(sub)
     add_report_parser(sub)

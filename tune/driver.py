@@ -1,7 +1,10 @@
-"""Run a search: check resources, start or join Ray, stage the data, `Tuner.fit()`, summarize.
+"""Run or resume a search: check everything, lock the experiment, start or join Ray, stage the
+data, `Tuner.fit()` (or `Tuner.restore()`), summarize, and close the MLflow runs.
 
 Everything here is Ray Tune's own machinery (Tuner, TuneConfig, RunConfig, FailureConfig,
-CheckpointConfig, with_resources); this module only wires a validated `SearchConfig` into it.
+CheckpointConfig, with_resources, Tuner.restore); this module only wires a validated
+`SearchConfig` into it. Checks run cheapest first and all before anything is created, so bad
+input never leaves a half-made experiment behind.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -18,6 +22,7 @@ from typing import Any
 import yaml
 
 from tune.config import SearchConfig, dump_search_config
+from tune.lock import ExperimentLocked, experiment_lock, is_locked
 from tune.summary import Summary, TrialRecord, summarize
 from tune.tracking import Tracker, TrackingUnreachable, make_callback, probe_tracking
 
@@ -41,6 +46,16 @@ class Unreachable(DriverError):
     exit_code = 3
 
 
+class Locked(DriverError):
+    """Another live process drives this experiment."""
+
+    exit_code = 4
+
+
+# What `run` does when the experiment folder already exists.
+IF_EXISTS = ("refuse", "resume", "overwrite")
+
+
 def is_remote(path: str) -> bool:
     return "://" in path
 
@@ -50,13 +65,43 @@ def experiment_path(cfg: SearchConfig) -> str:
     return f"{cfg.storage_path.rstrip('/')}/{cfg.name}"
 
 
-def check_new_experiment(cfg: SearchConfig) -> None:
-    """Refuse to start a search whose experiment folder already exists (exit 2)."""
-    path = experiment_path(cfg)
-    if not is_remote(path) and os.path.exists(path):
+def experiment_exists(cfg: SearchConfig) -> bool:
+    """Whether this experiment was started before (its config copy is in the state folder)."""
+    return os.path.exists(os.path.join(state_dir(cfg), CONFIG_FILE)) or (
+        not is_remote(cfg.storage_path) and os.path.exists(experiment_path(cfg))
+    )
+
+
+def check_storage_path(cfg: SearchConfig) -> None:
+    """A local storage path must exist or be creatable (not under a regular file, writable)."""
+    if is_remote(cfg.storage_path):
+        return
+    probe = cfg.storage_path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
         raise BadInput(
-            f"experiment {cfg.name!r} already exists at {path}; pick another name "
-            f"(--name), or remove that folder"
+            f"storage_path {cfg.storage_path} cannot be created: {probe} is not a writable folder"
+        )
+
+
+def check_batch_size(cfg: SearchConfig, train_images: int) -> None:
+    """Every batch size a trial can draw must fit in the training set."""
+    from tune.config import Choice, Fixed
+
+    domain = cfg.space.get("batch_size")
+    sizes = [cfg.trial.get("batch_size", 128)]
+    if isinstance(domain, Choice):
+        sizes = list(domain.values)
+    elif isinstance(domain, Fixed):
+        sizes = [domain.value]
+    cap = cfg.trial.get("max_train_images") or train_images
+    usable = min(train_images, cap)
+    too_big = [b for b in sizes if int(b) > usable]
+    if too_big:
+        raise BadInput(
+            f"batch_size {too_big[0]} is larger than the {usable} training images of "
+            f"{cfg.dataset}; allowed: <= {usable}"
         )
 
 
@@ -98,10 +143,14 @@ def check_cluster_resources(cfg: SearchConfig) -> None:
         )
 
 
-def stage_data(cfg: SearchConfig) -> None:
+def stage_data(cfg: SearchConfig) -> int:
     """Decode (or download) the dataset once, here, before any trial: trials read the cache.
 
-    Fails with BadInput (exit 2) when the data is missing, before Ray starts.
+    Returns:
+        The number of training images.
+
+    Raises:
+        BadInput (exit 2) when the data is missing or unreadable, before Ray starts.
     """
     from trainables.config import TrialConfig
     from trainables.data import DataError, dataset_from_config
@@ -115,6 +164,7 @@ def stage_data(cfg: SearchConfig) -> None:
         f"({len(splits.train_y)} train / {len(splits.val_y)} val images)",
         file=sys.stderr,
     )
+    return len(splits.train_y)
 
 
 PROBE_TIMEOUT_S = 5.0  # seconds to wait for a TCP connection to a cluster's head
@@ -162,16 +212,43 @@ def start_ray(address: str | None) -> None:
     )
 
 
-def make_tuner(cfg: SearchConfig, callbacks: list[Any]):
-    """Build Ray Tune's Tuner for a search."""
+def make_trainable(cfg: SearchConfig) -> Any:
     from ray import tune
 
     from trainables.ray_trainable import train_cnn
-    from tune.space import make_param_space, make_scheduler, make_searcher
 
-    trainable = tune.with_resources(
+    return tune.with_resources(
         train_cnn, {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}
     )
+
+
+def restore_tuner(cfg: SearchConfig, callbacks: list[Any], retry_errored: bool) -> Any:
+    """`Tuner.restore` with the searcher's and scheduler's saved state.
+
+    Finished trials are kept, unfinished ones continue from their latest checkpoints, and
+    errored ones (which used up max_failures) stay errored unless `retry_errored`.
+    """
+    from ray import tune
+
+    tuner = tune.Tuner.restore(
+        experiment_path(cfg),
+        trainable=make_trainable(cfg),
+        resume_unfinished=True,
+        resume_errored=retry_errored,
+    )
+    # The saved RunConfig carries the callbacks of the driver that died; ours write to this
+    # driver's tracker and stderr. Ray offers no public setter for them on restore.
+    tuner._local_tuner._run_config.callbacks = callbacks
+    return tuner
+
+
+def make_tuner(cfg: SearchConfig, callbacks: list[Any]) -> Any:
+    """Build Ray Tune's Tuner for a new search."""
+    from ray import tune
+
+    from tune.space import make_param_space, make_scheduler, make_searcher
+
+    trainable = make_trainable(cfg)
     return tune.Tuner(
         trainable,
         param_space=make_param_space(cfg),
@@ -202,6 +279,7 @@ class FitOutcome:
     records: list[TrialRecord]
     histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # per-epoch results
     checkpoints: dict[str, Any] = field(default_factory=dict)  # trial id -> latest Checkpoint
+    ran_anything: bool = False  # whether any trial reported during this fit
 
 
 def outcome_from(results: Any) -> FitOutcome:
@@ -286,24 +364,118 @@ def finish_tracking(
     tracker.finish_search(headline, "FINISHED" if summary.exit_code == 0 else "FAILED")
 
 
-def run_search(cfg: SearchConfig, address: str | None = None) -> Summary:
-    """Run a whole search and return its summary.
+def run_search(cfg: SearchConfig, address: str | None = None, if_exists: str = "refuse") -> Summary:
+    """Run a search (or resume / overwrite an existing one) and return its summary.
+
+    Args:
+        cfg: the validated search config.
+        address: a Ray cluster to join; default $RAY_ADDRESS, else a local Ray.
+        if_exists: what to do when the experiment exists: refuse (exit 2), resume it (with
+            the config saved in it), or overwrite it (start afresh).
 
     Raises:
-        BadInput: the experiment exists, the data is missing, or a trial cannot fit (exit 2).
-        Unreachable: the Ray cluster or the tracking server cannot be reached (exit 3).
+        BadInput (2), Unreachable (3), Locked (4).
     """
+    check_storage_path(cfg)
+    if experiment_exists(cfg):
+        if is_locked(state_dir(cfg)):
+            raise Locked(f"experiment {cfg.name!r} is already being driven by another live process")
+        if if_exists == "refuse":
+            raise BadInput(
+                f"experiment {cfg.name!r} already exists at {experiment_path(cfg)}; resume it "
+                "(cnn-tune resume, or run --resume-if-exists), start afresh (--overwrite), "
+                "or pick another name (--name)"
+            )
+        if if_exists == "resume":
+            saved = load_saved_config(cfg.storage_path, cfg.name)
+            if saved.to_dict() != cfg.to_dict():
+                print(
+                    f"cnn-tune: warning: resuming {cfg.name!r} with the config saved in its "
+                    "experiment folder, not the one given",
+                    file=sys.stderr,
+                )
+            return drive(saved, address, restore=True)
+        return drive(cfg, address, restore=False, overwrite=True)
+    return drive(cfg, address, restore=False)
+
+
+def resume_search(
+    name: str, storage_path: str, address: str | None = None, retry_errored: bool = False
+) -> Summary:
+    """Continue an interrupted search from its experiment folder (config read from there)."""
+    cfg = load_saved_config(storage_path, name)
+    return drive(cfg, address, restore=True, retry_errored=retry_errored)
+
+
+def load_saved_config(storage_path: str, name: str) -> SearchConfig:
+    from tune.config import SearchConfigError, load_search_config
+
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}", name):
+        raise BadInput(f"experiment name {name!r} is not a valid name; allowed: [A-Za-z0-9._-]")
+    stub = SearchConfig(name=name, dataset="mnist5k", space={}, storage_path=storage_path)
+    path = os.path.join(state_dir(stub), CONFIG_FILE)
+    if not os.path.exists(path):
+        raise BadInput(f"no experiment {name!r} under {storage_path} (no {CONFIG_FILE} found)")
+    try:
+        return load_search_config(path)
+    except SearchConfigError as exc:
+        raise BadInput(f"saved config of {name!r} is unreadable: {exc}") from None
+
+
+def drive(
+    cfg: SearchConfig,
+    address: str | None,
+    restore: bool,
+    retry_errored: bool = False,
+    overwrite: bool = False,
+) -> Summary:
+    """Check, lock, track and run (or restore) a search; see `run_search`."""
     address = address or os.environ.get("RAY_ADDRESS") or None
-    check_new_experiment(cfg)
+    check_storage_path(cfg)
     if address:
         probe_address(address)
     else:
         check_local_resources(cfg)
-    stage_data(cfg)
+    check_batch_size(cfg, stage_data(cfg))
     probe_tracking_or_fail(cfg)
+    # MLflow's client retries an unreachable server for minutes; the outbox retries instead.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
-    os.makedirs(state_dir(cfg), exist_ok=True)
-    dump_search_config(cfg, os.path.join(state_dir(cfg), CONFIG_FILE))
+    folder = state_dir(cfg)
+    try:
+        with experiment_lock(folder, cfg.name):
+            if overwrite:
+                remove_experiment(cfg)
+            if not restore or not os.path.exists(os.path.join(folder, CONFIG_FILE)):
+                dump_search_config(cfg, os.path.join(folder, CONFIG_FILE))
+            return drive_locked(cfg, address, restore, retry_errored)
+    except ExperimentLocked as exc:
+        raise Locked(str(exc)) from None
+
+
+def remove_experiment(cfg: SearchConfig) -> None:
+    """--overwrite: forget the old experiment's Ray state and run map (MLflow runs stay)."""
+    import shutil
+
+    from tune.lock import LOCK_FILE, OWNER_FILE
+
+    folder = state_dir(cfg)
+    for entry in os.listdir(folder):
+        if entry not in (LOCK_FILE, OWNER_FILE):
+            path = os.path.join(folder, entry)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    if is_remote(cfg.storage_path):
+        print(
+            f"cnn-tune: warning: --overwrite does not delete {experiment_path(cfg)}; Ray "
+            "starts a new experiment there",
+            file=sys.stderr,
+        )
+
+
+def drive_locked(
+    cfg: SearchConfig, address: str | None, restore: bool, retry_errored: bool
+) -> Summary:
     tracker = start_tracking(cfg)
     start = time.monotonic()
     # Forced experiment snapshots after each checkpoint are what makes a resume exact; short
@@ -311,9 +483,9 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> Summary:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     try:
         # Ray Tune prints its own boxes and tables on stdout: stdout is the JSON summary's.
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), sigterm_as_sigint():
             start_ray(address)
-            outcome = fit(cfg, address, tracker)
+            outcome = fit(cfg, address, tracker, restore, retry_errored)
     except BaseException:
         tracker.close_open_trials("interrupted")
         tracker.finish_search({}, "KILLED")
@@ -329,9 +501,28 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> Summary:
         storage_path=cfg.storage_path,
         experiment_path=experiment_path(cfg),
     )
+    summary.interrupted = bool(tracker.open_trials()) or len(outcome.records) < cfg.trial_count()
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints model-logging notes
-        finish_tracking(tracker, cfg, summary, outcome)
+        if summary.interrupted:
+            tracker.close_open_trials("interrupted")
+            tracker.finish_search({}, "KILLED")
+            print(
+                f"search {cfg.name!r} interrupted; its state is saved: "
+                f"cnn-tune resume {cfg.name} --storage-path {cfg.storage_path}",
+                file=sys.stderr,
+            )
+        elif tracker.runs is not None and tracker.runs.finished and not outcome.ran_anything:
+            pass  # a finished search resumed: its artifacts are already logged
+        else:
+            finish_tracking(tracker, cfg, summary, outcome)
     summary.mlflow = tracker.info()
+    report_tracking(tracker, summary, outcome, cfg)
+    return summary
+
+
+def report_tracking(
+    tracker: Tracker, summary: Summary, outcome: FitOutcome, cfg: SearchConfig
+) -> None:
     trial_seconds = sum(h.get("epoch_seconds", 0) for hs in outcome.histories.values() for h in hs)
     share = tracker.seconds / trial_seconds if trial_seconds else None
     summary.mlflow["logging_share"] = round(share, 4) if share is not None else None
@@ -342,7 +533,29 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> Summary:
         f"end-of-search artifacts {tracker.artifact_seconds:.1f}s",
         file=sys.stderr,
     )
-    return summary
+    unsent = tracker.unsent()
+    if unsent:
+        print(
+            f"mlflow: {unsent} records could not be sent yet (store unreachable); they wait in "
+            f"{state_dir(cfg)} and are sent by `cnn-tune resume {cfg.name}`",
+            file=sys.stderr,
+        )
+
+
+@contextlib.contextmanager
+def sigterm_as_sigint() -> Any:
+    """SIGTERM (a scheduler, `kill`) stops a search like Ctrl-C: Ray Tune's graceful path
+    stops the trials and saves the experiment state, so the search can be resumed."""
+    import signal
+
+    def forward(signum: int, frame: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def probe_tracking_or_fail(cfg: SearchConfig) -> None:
@@ -352,9 +565,12 @@ def probe_tracking_or_fail(cfg: SearchConfig) -> None:
         raise Unreachable(str(exc)) from None
 
 
-def fit(cfg: SearchConfig, address: str | None, tracker: Tracker) -> FitOutcome:
-    """On a started Ray: run the Tuner with progress and MLflow callbacks; shut Ray down."""
+def fit(
+    cfg: SearchConfig, address: str | None, tracker: Tracker, restore: bool, retry_errored: bool
+) -> FitOutcome:
+    """On a started Ray: run (or restore) the Tuner with progress and MLflow callbacks."""
     import ray
+    from ray import tune
 
     from tune.progress import ProgressCallback
 
@@ -363,15 +579,31 @@ def fit(cfg: SearchConfig, address: str | None, tracker: Tracker) -> FitOutcome:
             check_cluster_resources(cfg)
         progress = ProgressCallback(sorted(cfg.space), cfg.epochs, cfg.trial_count())
         mlflow_cb = make_callback(tracker, cfg.epochs, cfg.search.time_budget_s)
-        print(
-            f"search {cfg.name!r}: {cfg.trial_count()} trials of {cfg.dataset}, "
-            f"{cfg.search.algorithm} search, {cfg.search.scheduler} scheduler, "
-            f"up to {cfg.epochs} epochs",
-            file=sys.stderr,
-        )
-        return outcome_from(make_tuner(cfg, [progress, mlflow_cb]).fit())
+        callbacks = [progress, mlflow_cb]
+        if restore and tune.Tuner.can_restore(experiment_path(cfg)):
+            print(f"search {cfg.name!r}: resuming from {experiment_path(cfg)}", file=sys.stderr)
+            tuner = restore_tuner(cfg, callbacks, retry_errored)
+        else:
+            print(
+                f"search {cfg.name!r}: {cfg.trial_count()} trials of {cfg.dataset}, "
+                f"{cfg.search.algorithm} search, {cfg.search.scheduler} scheduler, "
+                f"up to {cfg.epochs} epochs",
+                file=sys.stderr,
+            )
+            tuner = make_tuner(cfg, callbacks)
+        outcome = outcome_from(tuner.fit())
+        outcome.ran_anything = bool(progress.latest)
+        return outcome
     finally:
         ray.shutdown()
 
 
-__all__ = ["run_search", "experiment_path", "DriverError", "BadInput", "Unreachable"]
+__all__ = [
+    "run_search",
+    "resume_search",
+    "experiment_path",
+    "DriverError",
+    "BadInput",
+    "Unreachable",
+    "Locked",
+]

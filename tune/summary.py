@@ -54,10 +54,14 @@ class Summary:
     best: dict[str, Any] | None = None
     counts: dict[str, int] = field(default_factory=dict)
     mlflow: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False  # Ctrl-C / SIGTERM stopped it; it can be resumed
 
     @property
     def exit_code(self) -> int:
-        """0: done; 1: trials failed beyond max_failures, or none finished or stopped early."""
+        """0: done; 1: trials failed beyond max_failures, or none finished or stopped early;
+        130: interrupted (resume it)."""
+        if self.interrupted:
+            return 130
         usable = self.counts.get(FINISHED, 0) + self.counts.get(STOPPED_EARLY, 0)
         return 1 if self.counts.get(FAILED, 0) > 0 or usable == 0 else 0
 
@@ -70,6 +74,7 @@ class Summary:
             "storage_path": self.storage_path,
             "experiment_path": self.experiment_path,
             "mlflow": self.mlflow,
+            "interrupted": self.interrupted,
             "exit_code": self.exit_code,
             "trial_results": self.trials,
         }

@@ -23,6 +23,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tune.outbox import Outbox
+
 RUN_MAP_FILE = "cnn_tune_mlflow.json"
 TAG = "cnn_tune."
 EPOCH_METRICS = (
@@ -66,6 +68,8 @@ class RunMap:
     experiment_id: str
     parent_run_id: str
     trials: dict[str, TrialRun] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # queued run's placeholder -> real id
+    finished: bool = False  # the search ended and its artifacts were logged
 
     @classmethod
     def load(cls, path: str) -> RunMap | None:
@@ -139,70 +143,98 @@ def stop_reason(metrics: dict[str, Any], epochs: int, budget_hit: bool) -> str:
 
 
 class Tracker:
-    """Owns every MLflow write of one search."""
+    """Owns every MLflow write of one search; writes go through an on-disk outbox."""
 
-    def __init__(self, tracking_uri: str, experiment: str, experiment_dir: str):
+    def __init__(self, tracking_uri: str, experiment: str, state_dir: str):
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
         self.experiment = experiment
-        self.map_path = os.path.join(experiment_dir, RUN_MAP_FILE)
+        self.state_dir = state_dir
+        self.map_path = os.path.join(state_dir, RUN_MAP_FILE)
         self.client = MlflowClient(tracking_uri)
         self.runs: RunMap | None = None
+        self.outbox: Outbox | None = None
         self.seconds = 0.0  # MLflow calls while trials run: runs, params, metrics, statuses
         self.artifact_seconds = 0.0  # end-of-search plots and the best model
 
     # ------------------------------------------------------------------ parent run
 
     def start_search(self, cfg: Any, config_yaml: str) -> RunMap:
-        """Create the parent run, or reattach to the one in the experiment folder's run map."""
+        """Create the parent run, or reattach to the one in the state folder's run map.
+
+        The store must answer here (else TrackingUnreachable: exit 3, before any trial);
+        later outages only delay writes.
+        """
         t0 = time.perf_counter()
         probe_tracking(self.tracking_uri)
-        existing = RunMap.load(self.map_path)
-        if existing is not None:
-            self.runs = existing
-            self.client.update_run(existing.parent_run_id, status="RUNNING")
-        else:
-            try:
-                experiment = self.client.get_experiment_by_name(self.experiment)
-                experiment_id = (
-                    experiment.experiment_id
-                    if experiment is not None
-                    else self.client.create_experiment(
-                        self.experiment, artifact_location=artifact_location(self.tracking_uri)
-                    )
-                )
-            except Exception as exc:  # any store error here means: cannot track, retry later
-                raise TrackingUnreachable(
-                    f"cannot use the MLflow store at {self.tracking_uri}: {exc}"
-                ) from None
-            tags = {
-                f"{TAG}role": "search",
-                f"{TAG}dataset": cfg.dataset,
-                f"{TAG}algorithm": cfg.search.algorithm,
-                f"{TAG}scheduler": cfg.search.scheduler,
-                f"{TAG}storage_path": cfg.storage_path,
-            }
-            commit = git_commit()
-            if commit:
-                tags[f"{TAG}git_commit"] = commit
-            parent = self.client.create_run(experiment_id, run_name=cfg.name, tags=tags)
-            self.runs = RunMap(self.tracking_uri, experiment_id, parent.info.run_id)
-            self.runs.save(self.map_path)
-            with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, "search_config.yaml")
-                with open(path, "w") as f:
-                    f.write(config_yaml)
-                self.client.log_artifact(parent.info.run_id, path)
+        try:
+            existing = RunMap.load(self.map_path)
+            if existing is not None:
+                self.runs = existing
+                self._open_outbox()
+                self.outbox.flush(force=True)  # what an earlier outage left behind
+                self.client.update_run(existing.parent_run_id, status="RUNNING")
+            else:
+                self._create_parent(cfg, config_yaml)
+        except TrackingUnreachable:
+            raise
+        except Exception as exc:  # any store error here means: cannot track, retry later
+            raise TrackingUnreachable(
+                f"cannot use the MLflow store at {self.tracking_uri}: {exc}"
+            ) from None
         self.seconds += time.perf_counter() - t0
         return self.runs
+
+    def _create_parent(self, cfg: Any, config_yaml: str) -> None:
+        experiment = self.client.get_experiment_by_name(self.experiment)
+        experiment_id = (
+            experiment.experiment_id
+            if experiment is not None
+            else self.client.create_experiment(
+                self.experiment, artifact_location=artifact_location(self.tracking_uri)
+            )
+        )
+        tags = {
+            f"{TAG}role": "search",
+            f"{TAG}dataset": cfg.dataset,
+            f"{TAG}algorithm": cfg.search.algorithm,
+            f"{TAG}scheduler": cfg.search.scheduler,
+            f"{TAG}storage_path": cfg.storage_path,
+        }
+        commit = git_commit()
+        if commit:
+            tags[f"{TAG}git_commit"] = commit
+        parent = self.client.create_run(experiment_id, run_name=cfg.name, tags=tags)
+        self.runs = RunMap(self.tracking_uri, experiment_id, parent.info.run_id)
+        self.runs.save(self.map_path)
+        self._open_outbox()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "search_config.yaml")
+            with open(path, "w") as f:
+                f.write(config_yaml)
+            self.client.log_artifact(parent.info.run_id, path)
+
+    def _open_outbox(self) -> None:
+        assert self.runs is not None
+        self.outbox = Outbox(self.client, self.state_dir, self.runs.aliases, self._created)
+
+    def _created(self, placeholder: str, run_id: str) -> None:
+        """A run created from the outbox: swap its placeholder id for the real one."""
+        assert self.runs is not None
+        for trial in self.runs.trials.values():
+            if trial.run_id == placeholder:
+                trial.run_id = run_id
+        self.runs.save(self.map_path)
+
+    def _submit(self, op: dict[str, Any]) -> Any:
+        assert self.outbox is not None
+        return self.outbox.submit(op)
 
     # ------------------------------------------------------------------ child runs
 
     def trial_started(self, trial_id: str, config: dict[str, Any]) -> str:
         """The child run of a trial: created once, reopened when a trial is restored."""
-        from mlflow.entities import Param
-
         from trainables.config import TrialConfig
 
         assert self.runs is not None
@@ -210,30 +242,31 @@ class Tracker:
         known = self.runs.trials.get(trial_id)
         if known is not None:
             if known.status is None:
-                self.client.update_run(known.run_id, status="RUNNING")
+                self._submit({"op": "update_run", "run_id": known.run_id, "status": "RUNNING"})
             self.seconds += time.perf_counter() - t0
             return known.run_id
-        run = self.client.create_run(
-            self.runs.experiment_id,
-            run_name=run_name(config),
-            tags={
-                "mlflow.parentRunId": self.runs.parent_run_id,
-                f"{TAG}role": "trial",
-                f"{TAG}trial_id": trial_id,
-            },
+        run_id = self._submit(
+            {
+                "op": "create_run",
+                "experiment_id": self.runs.experiment_id,
+                "run_name": run_name(config),
+                "tags": {
+                    "mlflow.parentRunId": self.runs.parent_run_id,
+                    f"{TAG}role": "trial",
+                    f"{TAG}trial_id": trial_id,
+                },
+            }
         )
-        resolved = TrialConfig.from_dict(config).to_dict()
-        params = [Param(k, str(v)) for k, v in sorted(resolved.items())]
-        self.client.log_batch(run.info.run_id, params=params)
-        self.runs.trials[trial_id] = TrialRun(run.info.run_id)
+        self.runs.trials[trial_id] = TrialRun(run_id)
         self.runs.save(self.map_path)
+        resolved = TrialConfig.from_dict(config).to_dict()
+        params = [[k, str(v)] for k, v in sorted(resolved.items())]
+        self._submit({"op": "log_batch", "run_id": run_id, "params": params})
         self.seconds += time.perf_counter() - t0
-        return run.info.run_id
+        return self.runs.trials[trial_id].run_id
 
     def trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Log one epoch's metrics at step=epoch, once: a re-run epoch is skipped."""
-        from mlflow.entities import Metric, RunTag
-
         assert self.runs is not None
         t0 = time.perf_counter()
         trial = self.runs.trials[trial_id]
@@ -241,38 +274,35 @@ class Tracker:
         if epoch <= trial.last_step:
             return
         now = int(time.time() * 1000)
-        keys = [*EPOCH_METRICS, "test_acc"]
         metrics = [
-            Metric(k, float(result[k]), now, epoch)
-            for k in keys
+            [k, float(result[k]), now, epoch]
+            for k in (*EPOCH_METRICS, "test_acc")
             if isinstance(result.get(k), (int, float)) and not isinstance(result.get(k), bool)
         ]
         tags = []
         if trial.last_step == 0:
-            node = result.get("node_id") or result.get("node_ip") or "unknown"
-            tags = [RunTag(f"{TAG}node", str(node))]
+            tags.append([f"{TAG}node", str(result.get("node_id") or result.get("node_ip"))])
             if result.get("hostname"):
-                tags.append(RunTag(f"{TAG}hostname", str(result["hostname"])))
-        self.client.log_batch(trial.run_id, metrics=metrics, tags=tags)
+                tags.append([f"{TAG}hostname", str(result["hostname"])])
+        self._submit({"op": "log_batch", "run_id": trial.run_id, "metrics": metrics, "tags": tags})
+        # The step is recorded as logged once it is sent or safely queued on disk.
         trial.last_step = epoch
         self.runs.save(self.map_path)
         self.seconds += time.perf_counter() - t0
 
     def trial_ended(self, trial_id: str, reason: str, error: str | None = None) -> None:
         """Tag why the trial stopped and set its terminal status."""
-        from mlflow.entities import RunTag
-
         assert self.runs is not None
         t0 = time.perf_counter()
         trial = self.runs.trials.get(trial_id)
         if trial is None:
             return
-        tags = [RunTag(f"{TAG}stop_reason", reason)]
+        tags = [[f"{TAG}stop_reason", reason]]
         if error:
-            tags.append(RunTag(f"{TAG}error", error[:5000]))
-        self.client.log_batch(trial.run_id, tags=tags)
+            tags.append([f"{TAG}error", error[:5000]])
         trial.status = STATUS_OF_REASON[reason]
-        self.client.set_terminated(trial.run_id, status=trial.status)
+        self._submit({"op": "log_batch", "run_id": trial.run_id, "tags": tags})
+        self._submit({"op": "set_terminated", "run_id": trial.run_id, "status": trial.status})
         self.runs.save(self.map_path)
         self.seconds += time.perf_counter() - t0
 
@@ -283,6 +313,15 @@ class Tracker:
             if trial.status is None:
                 self.trial_ended(trial_id, reason)
 
+    def open_trials(self) -> list[str]:
+        assert self.runs is not None
+        return [tid for tid, trial in self.runs.trials.items() if trial.status is None]
+
+    def run_id(self, trial_id: str) -> str:
+        """The real run id of a trial (after any queued creation went through)."""
+        assert self.runs is not None and self.outbox is not None
+        return self.outbox.resolve(self.runs.trials[trial_id].run_id)
+
     # ------------------------------------------------------------------ end of search
 
     def log_artifacts(
@@ -290,18 +329,31 @@ class Tracker:
     ) -> None:
         t0 = time.perf_counter()
         for path in paths:
-            self.client.log_artifact(run_id, path, artifact_path)
-        self.seconds += time.perf_counter() - t0
+            self._submit(
+                {
+                    "op": "log_artifact",
+                    "run_id": run_id,
+                    "path": path,
+                    "artifact_path": artifact_path,
+                }
+            )
+        self.artifact_seconds += time.perf_counter() - t0
 
     def finish_search(self, metrics: dict[str, float], status: str) -> None:
-        """Log the search's headline metrics and end the parent run."""
-        from mlflow.entities import Metric
-
-        assert self.runs is not None
+        """Log the search's headline metrics, end the parent run, send what is queued."""
+        assert self.runs is not None and self.outbox is not None
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
-        self.client.log_batch(self.runs.parent_run_id, metrics=batch)
-        self.client.set_terminated(self.runs.parent_run_id, status=status)
+        batch = [[k, float(v), now, 0] for k, v in metrics.items() if v is not None]
+        parent = self.runs.parent_run_id
+        if batch:
+            self._submit({"op": "log_batch", "run_id": parent, "metrics": batch})
+        self._submit({"op": "set_terminated", "run_id": parent, "status": status})
+        self.runs.finished = status == "FINISHED"
+        self.runs.save(self.map_path)
+        self.outbox.flush(force=True)
+
+    def unsent(self) -> int:
+        return self.outbox.pending() if self.outbox is not None else 0
 
     def info(self) -> dict[str, Any]:
         return {
@@ -310,6 +362,7 @@ class Tracker:
             "parent_run_id": self.runs.parent_run_id if self.runs else None,
             "logging_seconds": round(self.seconds, 3),
             "artifact_seconds": round(self.artifact_seconds, 3),
+            "unsent_records": self.unsent(),
         }
 
 
