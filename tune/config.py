@@ -28,6 +28,8 @@ UNSEARCHABLE_KEYS = (*TOP_LEVEL_TRIAL_KEYS, "download", "device")
 EMBEDDED_DATASETS = ("mnist5k",)
 _NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+# MLflow tracking URI schemes (a SQLAlchemy database, a server, a local folder, Databricks).
+TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file", "databricks")
 # MLflow URIs that are a bare word, not a path.
 _MLFLOW_BARE_URIS = ("databricks", "databricks-uc", "uc")
 
@@ -603,9 +605,24 @@ def resolve_tracking_uri(uri: str, cwd: str) -> str:
         if rest.startswith("/"):  # file:/abs, file:///abs, file://host/...
             return uri
         return "file://" + absolute(rest)
-    if _SCHEME_RE.match(uri) or uri in _MLFLOW_BARE_URIS:
+    if uri in _MLFLOW_BARE_URIS:
+        return uri
+    scheme = _SCHEME_RE.match(uri)
+    if scheme:
+        name = scheme.group(0)[:-1].split("+")[0].lower()
+        if name not in TRACKING_SCHEMES:
+            raise SearchConfigError(
+                "mlflow.tracking_uri",
+                f"{redact_uri(uri)!r} has an unknown scheme {name!r}; allowed: "
+                f"{', '.join(TRACKING_SCHEMES)}, or a plain path",
+            )
         return uri
     return absolute(uri)
+
+
+def redact_uri(uri: str) -> str:
+    """The URI without a password (user:secret@host -> user:***@host), for logs and tags."""
+    return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", uri)
 
 
 # --------------------------------------------------------------------------------------------

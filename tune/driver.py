@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from tune.config import SearchConfig, dump_search_config
+from tune.config import SearchConfig, dump_search_config, redact_uri
 from tune.lock import ExperimentLocked, experiment_lock, is_locked
 from tune.summary import Summary, TrialRecord, summarize
 from tune.tracking import Tracker, TrackingUnreachable, make_callback, probe_tracking
@@ -318,7 +318,9 @@ def state_dir(cfg: SearchConfig) -> str:
 def start_tracking(cfg: SearchConfig) -> Tracker:
     """Create (or reattach to) the search's parent run before any trial starts."""
     tracker = Tracker(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, state_dir(cfg))
-    config_yaml = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    shown = cfg.to_dict()
+    shown["mlflow"]["tracking_uri"] = redact_uri(cfg.mlflow.tracking_uri)  # no password in MLflow
+    config_yaml = yaml.safe_dump(shown, sort_keys=False)
     try:
         tracker.start_search(cfg, config_yaml)
     except TrackingUnreachable as exc:
@@ -527,7 +529,7 @@ def report_tracking(
     share = tracker.seconds / trial_seconds if trial_seconds else None
     summary.mlflow["logging_share"] = round(share, 4) if share is not None else None
     print(
-        f"mlflow: parent run {summary.mlflow['parent_run_id']} in {cfg.mlflow.tracking_uri}; "
+        f"mlflow: parent run {summary.mlflow['parent_run_id']} in {summary.mlflow['tracking_uri']}; "
         f"logging while trials ran took {tracker.seconds:.2f}s on the driver "
         f"({100 * (share or 0):.2f}% of {trial_seconds:.0f}s of trial time), "
         f"end-of-search artifacts {tracker.artifact_seconds:.1f}s",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tune.config import redact_uri
 from tune.summary import Summary, TrialRecord, summarize
 from tune.tracking import TAG
 
@@ -83,7 +84,7 @@ def load_report(tracking_uri: str, experiment: str, name: str) -> Summary:
         storage_path=parent.data.tags.get(f"{TAG}storage_path", ""),
         experiment_path=f"{parent.data.tags.get(f'{TAG}storage_path', '')}/{name}",
         mlflow={
-            "tracking_uri": tracking_uri,
+            "tracking_uri": redact_uri(tracking_uri),
             "experiment_id": parent.info.experiment_id,
             "parent_run_id": parent.info.run_id,
             "status": parent.info.status,

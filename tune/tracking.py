@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tune.config import redact_uri
 from tune.outbox import Outbox
 
 RUN_MAP_FILE = "cnn_tune_mlflow.json"
@@ -121,7 +122,8 @@ def probe_tracking(tracking_uri: str) -> None:
         requests.get(tracking_uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S)
     except requests.RequestException as exc:
         raise TrackingUnreachable(
-            f"cannot reach the MLflow tracking server at {tracking_uri}: {type(exc).__name__}"
+            f"cannot reach the MLflow tracking server at {redact_uri(tracking_uri)}: "
+            f"{type(exc).__name__}"
         ) from None
 
 
@@ -181,7 +183,7 @@ class Tracker:
             raise
         except Exception as exc:  # any store error here means: cannot track, retry later
             raise TrackingUnreachable(
-                f"cannot use the MLflow store at {self.tracking_uri}: {exc}"
+                f"cannot use the MLflow store at {redact_uri(self.tracking_uri)}: {exc}"
             ) from None
         self.seconds += time.perf_counter() - t0
         return self.runs
@@ -206,7 +208,7 @@ class Tracker:
         if commit:
             tags[f"{TAG}git_commit"] = commit
         parent = self.client.create_run(experiment_id, run_name=cfg.name, tags=tags)
-        self.runs = RunMap(self.tracking_uri, experiment_id, parent.info.run_id)
+        self.runs = RunMap(redact_uri(self.tracking_uri), experiment_id, parent.info.run_id)
         self.runs.save(self.map_path)
         self._open_outbox()
         with tempfile.TemporaryDirectory() as tmp:
@@ -357,7 +359,7 @@ class Tracker:
 
     def info(self) -> dict[str, Any]:
         return {
-            "tracking_uri": self.tracking_uri,
+            "tracking_uri": redact_uri(self.tracking_uri),
             "experiment_id": self.runs.experiment_id if self.runs else None,
             "parent_run_id": self.runs.parent_run_id if self.runs else None,
             "logging_seconds": round(self.seconds, 3),
