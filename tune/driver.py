@@ -529,7 +529,8 @@ def report_tracking(
     share = tracker.seconds / trial_seconds if trial_seconds else None
     summary.mlflow["logging_share"] = round(share, 4) if share is not None else None
     print(
-        f"mlflow: parent run {summary.mlflow['parent_run_id']} in {summary.mlflow['tracking_uri']}; "
+        f"mlflow: parent run {summary.mlflow['parent_run_id']} "
+        f"in {summary.mlflow['tracking_uri']}; "
         f"logging while trials ran took {tracker.seconds:.2f}s on the driver "
         f"({100 * (share or 0):.2f}% of {trial_seconds:.0f}s of trial time), "
         f"end-of-search artifacts {tracker.artifact_seconds:.1f}s",
