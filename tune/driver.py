@@ -280,6 +280,11 @@ class FitOutcome:
     histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # per-epoch results
     checkpoints: dict[str, Any] = field(default_factory=dict)  # trial id -> latest Checkpoint
     ran_anything: bool = False  # whether any trial reported during this fit
+    statuses: dict[str, str] = field(default_factory=dict)  # trial id -> Ray's trial status
+
+    def unfinished(self) -> list[str]:
+        """Trials Ray did not end (an interrupted search): neither TERMINATED nor ERROR."""
+        return [t for t, s in self.statuses.items() if s not in ("TERMINATED", "ERROR")]
 
 
 def outcome_from(results: Any) -> FitOutcome:
@@ -303,6 +308,17 @@ def outcome_from(results: Any) -> FitOutcome:
             outcome.histories[trial_id] = [by_epoch[e] for e in sorted(by_epoch)]
         outcome.checkpoints[trial_id] = result.checkpoint
     return outcome
+
+
+def saved_statuses(path: str) -> dict[str, str]:
+    """Each trial's status as saved in the experiment state: what a restore would see.
+
+    After Ctrl-C/SIGTERM, Ray ends the running trials in memory (TERMINATED) but saves them
+    as PENDING, to be continued; the saved view is the one that tells an interruption.
+    """
+    from ray.tune import ExperimentAnalysis
+
+    return {t.trial_id: t.status for t in ExperimentAnalysis(path).trials}
 
 
 def state_dir(cfg: SearchConfig) -> str:
@@ -485,9 +501,11 @@ def drive_locked(
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     try:
         # Ray Tune prints its own boxes and tables on stdout: stdout is the JSON summary's.
-        with contextlib.redirect_stdout(sys.stderr), sigterm_as_sigint():
+        with contextlib.redirect_stdout(sys.stderr):
             start_ray(address)
-            outcome = fit(cfg, address, tracker, restore, retry_errored)
+            # After ray.init: Ray's core worker installs its own SIGTERM handler, which exits.
+            with sigterm_as_sigint():
+                outcome = fit(cfg, address, tracker, restore, retry_errored)
     except BaseException:
         tracker.close_open_trials("interrupted")
         tracker.finish_search({}, "KILLED")
@@ -503,7 +521,10 @@ def drive_locked(
         storage_path=cfg.storage_path,
         experiment_path=experiment_path(cfg),
     )
-    summary.interrupted = bool(tracker.open_trials()) or len(outcome.records) < cfg.trial_count()
+    summary.interrupted = bool(outcome.unfinished()) or len(outcome.records) < cfg.trial_count()
+    reconcile_runs(tracker, outcome, cfg)
+    for trial_id in outcome.unfinished():
+        tracker.trial_ended(trial_id, "interrupted")
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints model-logging notes
         if summary.interrupted:
             tracker.close_open_trials("interrupted")
@@ -520,6 +541,27 @@ def drive_locked(
     summary.mlflow = tracker.info()
     report_tracking(tracker, summary, outcome, cfg)
     return summary
+
+
+def reconcile_runs(tracker: Tracker, outcome: FitOutcome, cfg: SearchConfig) -> None:
+    """Bring MLflow in line with Ray's final word on each trial.
+
+    A driver killed between a trial's end and the run map's save leaves that run open, and a
+    restored experiment does not replay the end; error messages are complete only here.
+    """
+    from tune.tracking import stop_reason
+
+    open_runs = set(tracker.open_trials())
+    for record in outcome.records:
+        status = outcome.statuses.get(record.trial_id)
+        if record.error:
+            tracker.record_error(record.trial_id, record.error)
+        if record.trial_id not in open_runs:
+            continue
+        if status == "ERROR":
+            tracker.trial_ended(record.trial_id, "error", record.error)
+        elif status == "TERMINATED":
+            tracker.trial_ended(record.trial_id, stop_reason(record.metrics, cfg.epochs, False))
 
 
 def report_tracking(
@@ -596,6 +638,7 @@ def fit(
             tuner = make_tuner(cfg, callbacks)
         outcome = outcome_from(tuner.fit())
         outcome.ran_anything = bool(progress.latest)
+        outcome.statuses = saved_statuses(experiment_path(cfg))
         return outcome
     finally:
         ray.shutdown()

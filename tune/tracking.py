@@ -243,8 +243,10 @@ class Tracker:
         t0 = time.perf_counter()
         known = self.runs.trials.get(trial_id)
         if known is not None:
-            if known.status is None:
-                self._submit({"op": "update_run", "run_id": known.run_id, "status": "RUNNING"})
+            # A restored trial runs again, whatever its run's status when it was stopped.
+            known.status = None
+            self._submit({"op": "update_run", "run_id": known.run_id, "status": "RUNNING"})
+            self.runs.save(self.map_path)
             self.seconds += time.perf_counter() - t0
             return known.run_id
         run_id = self._submit(
@@ -307,6 +309,15 @@ class Tracker:
         self._submit({"op": "set_terminated", "run_id": trial.run_id, "status": trial.status})
         self.runs.save(self.map_path)
         self.seconds += time.perf_counter() - t0
+
+    def record_error(self, trial_id: str, error: str) -> None:
+        """The error's last line, known for sure only once Ray has written the trial's result."""
+        assert self.runs is not None
+        if trial_id in self.runs.trials:
+            tags = [[f"{TAG}error", error[:5000]]]
+            self._submit(
+                {"op": "log_batch", "run_id": self.runs.trials[trial_id].run_id, "tags": tags}
+            )
 
     def close_open_trials(self, reason: str = "interrupted") -> None:
         """Leave no child run RUNNING: trials still open when the search stops are KILLED."""
@@ -399,8 +410,8 @@ def make_callback(tracker: Tracker, epochs: int, time_budget_s: float | None):
             self._safe("run end", tracker.trial_ended, trial.trial_id, reason)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            error = getattr(trial, "error_message", None) or "error"
-            lines = [line for line in str(error).strip().splitlines() if line.strip()]
+            error = trial.get_error() if hasattr(trial, "get_error") else None
+            lines = [line for line in str(error or "error").strip().splitlines() if line.strip()]
             self._safe(
                 "run end",
                 tracker.trial_ended,

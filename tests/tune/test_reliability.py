@@ -1,0 +1,268 @@
+"""Faults a long search meets: crashing trials, a killed or stopped driver, a second driver,
+a tracking server that goes away, and a finished search run again."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.tune.test_cli import DEMO, REPO, cnn_tune
+from tests.tune.test_mlflow_e2e import free_port, wait_http
+from tune.lock import experiment_lock
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+NAME = "demo-mnist5k"
+
+
+def grid_args(activations: str = "[relu, tanh]", epochs: int = 3, images: int = 600) -> list[str]:
+    space = f"{{activation: {activations}, augment: [crop], batch_size: [64], lr: [0.003]}}"
+    settings = {
+        "epochs": epochs,
+        "trial.max_train_images": images,
+        "trial.width": 8,
+        "search.algorithm": "grid",
+        "search.scheduler": "fifo",
+        "search.num_samples": 1,
+        "space": space,
+    }
+    return [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")] + [
+        "--json"
+    ]
+
+
+def start(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """`cnn-tune` in the background, in its own session so the test can kill it and its Ray."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tune.cli", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def epochs_reported(folder: Path) -> dict[str, list[int]]:
+    """Trial folder -> the epochs its result.json holds, in order."""
+    out = {}
+    for path in glob.glob(str(folder / "ray_results" / NAME / "*" / "result.json")):
+        with open(path) as f:
+            out[Path(path).parent.name] = [json.loads(line)["epoch"] for line in f if line.strip()]
+    return out
+
+
+def wait_for(predicate, timeout: float = 180, every: float = 0.3) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise TimeoutError("condition not met in time")
+
+
+def mlflow_runs(folder: Path, uri: str | None = None):
+    client = MlflowClient(uri or f"sqlite:///{folder / 'mlruns.db'}")
+    exp = client.get_experiment_by_name("cnn-tune")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("cnn_tune.role") == "search"]
+    children = [r for r in runs if r.data.tags.get("cnn_tune.role") == "trial"]
+    return client, parents, children
+
+
+def assert_one_point_per_epoch(client, children) -> None:
+    for child in children:
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_acc")]
+        assert sorted(steps) == list(range(1, len(steps) + 1)), steps
+
+
+def test_crashed_trial_resumes_from_its_checkpoint(tmp_path):
+    marker = tmp_path / "fired"
+    fault = {"CNN_TUNE_FAULT": f"raise@2?activation=relu&once={marker}"}
+    out = cnn_tune("run", str(DEMO), *grid_args(), cwd=tmp_path, env=fault)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert marker.exists()  # the fault really fired
+    summary = json.loads(out.stdout)
+    assert summary["trials"]["finished"] == 2 and summary["trials"]["failed"] == 0
+    # The retry restored epoch 1's checkpoint and went on with epoch 2: no epoch ran twice.
+    assert sorted(epochs_reported(tmp_path).values()) == [[1, 2, 3], [1, 2, 3]]
+    assert "retry" in out.stderr
+    client, parents, children = mlflow_runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 2  # the retry reused its run
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert_one_point_per_epoch(client, children)
+
+
+def test_trial_failing_beyond_max_failures_is_failed_with_its_reason(tmp_path):
+    fault = {"CNN_TUNE_FAULT": "raise@2?activation=relu"}  # fires on every retry
+    out = cnn_tune("run", str(DEMO), *grid_args(), cwd=tmp_path, env=fault)
+    assert out.returncode == 1, out.stderr[-3000:]
+    summary = json.loads(out.stdout)
+    assert summary["trials"]["failed"] == 1 and summary["trials"]["finished"] == 1
+    failed = next(t for t in summary["trial_results"] if t["outcome"] == "failed")
+    assert failed["config"]["activation"] == "relu"
+    assert "injected fault in epoch 2" in failed["error"]
+    assert "failed " in out.stderr and "injected fault" in out.stderr
+    _, _, children = mlflow_runs(tmp_path)
+    run = next(c for c in children if c.data.params["activation"] == "relu")
+    assert run.info.status == "FAILED"
+    assert run.data.tags["cnn_tune.stop_reason"] == "error"
+    assert "injected fault in epoch 2" in run.data.tags["cnn_tune.error"]
+
+
+def test_sigkilled_driver_resumes_to_completion(tmp_path):
+    args = grid_args("[relu, tanh, elu, silu]", epochs=4, images=1500)
+    driver = start("run", str(DEMO), *args, cwd=tmp_path)
+    try:
+        # Kill once some trial has finished and some has not.
+        wait_for(lambda: any(e and e[-1] == 4 for e in epochs_reported(tmp_path).values()))
+        done = sum(1 for e in epochs_reported(tmp_path).values() if e and e[-1] == 4)
+        assert done < 4, "the search ended before it could be killed"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
+        driver.wait()
+    time.sleep(1)
+
+    out = cnn_tune("resume", NAME, "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout)
+    assert summary["trials"]["total"] == 4
+    assert summary["trials"]["finished"] == 4, summary["trials"]
+    client, parents, children = mlflow_runs(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 4
+    assert len({c.data.tags["cnn_tune.trial_id"] for c in children}) == 4
+    assert not [c for c in children if c.info.status == "RUNNING"]
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert_one_point_per_epoch(client, children)
+    assert "test_acc" in parents[0].data.metrics
+
+
+def test_sigterm_stops_cleanly_and_resume_if_exists_finishes(tmp_path):
+    args = grid_args("[relu, tanh, elu]", epochs=5, images=1500)
+    driver = start("run", str(DEMO), *args, cwd=tmp_path)
+    wait_for(lambda: any(len(e) >= 1 for e in epochs_reported(tmp_path).values()))
+    driver.send_signal(signal.SIGTERM)
+    stdout, stderr = driver.communicate(timeout=120)
+    assert driver.returncode == 130, stderr[-3000:]
+    assert json.loads(stdout)["interrupted"] is True
+    assert "cnn-tune resume demo-mnist5k" in stderr
+    _, parents, children = mlflow_runs(tmp_path)
+    assert parents[0].info.status == "KILLED"
+    assert not [c for c in children if c.info.status == "RUNNING"]
+    assert {c.data.tags.get("cnn_tune.stop_reason") for c in children} <= {
+        "interrupted",
+        "completed",
+    }
+
+    # A scheduled job simply runs again with --resume-if-exists.
+    out = cnn_tune("run", str(DEMO), *args, "--resume-if-exists", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout)["trials"]["finished"] == 3
+    client, parents, children = mlflow_runs(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
+    assert_one_point_per_epoch(client, children)
+
+    # Run again once finished: the same summary and exit code, nothing re-run or re-logged.
+    again = cnn_tune("run", str(DEMO), *args, "--resume-if-exists", cwd=tmp_path)
+    assert again.returncode == 0
+    assert json.loads(again.stdout)["best"] == json.loads(out.stdout)["best"]
+    _, parents2, children2 = mlflow_runs(tmp_path)
+    assert len(parents2) == 1 and len(children2) == 3
+
+    # --overwrite starts afresh under a new parent run.
+    fresh = cnn_tune("run", str(DEMO), *grid_args("[relu]", epochs=1), "--overwrite", cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert json.loads(fresh.stdout)["trials"]["total"] == 1
+    _, parents3, _ = mlflow_runs(tmp_path)
+    assert len(parents3) == 2
+
+
+def test_second_driver_is_refused_while_the_first_lives(tmp_path):
+    first = cnn_tune("run", str(DEMO), *grid_args("[relu]", epochs=1), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    folder = tmp_path / "ray_results" / NAME
+    with experiment_lock(str(folder), NAME):  # a live driver holds the experiment
+        for args in (
+            ["resume", NAME],
+            ["run", str(DEMO), "--resume-if-exists"],
+            ["run", str(DEMO)],
+        ):
+            out = cnn_tune(*args, cwd=tmp_path)
+            assert out.returncode == 4, (args, out.stderr)
+            assert "already being driven" in out.stderr
+    # A lock left by a process that died is taken over.
+    script = (
+        "import time\nfrom tune.lock import experiment_lock\n"
+        f"with experiment_lock({str(folder)!r}, 'x'):\n"
+        "    print('held', flush=True)\n    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+    out = cnn_tune("resume", NAME, "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_tracking_server_outage_loses_and_doubles_nothing(tmp_path):
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server_cmd = [
+        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+        "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination", str(tmp_path / "server-artifacts"),
+    ]  # fmt: skip
+
+    def serve() -> subprocess.Popen:
+        proc = subprocess.Popen(
+            server_cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_http(f"{uri}/health")
+        return proc
+
+    server = serve()
+    args = grid_args("[relu, tanh]", epochs=6, images=1500)
+    driver = start("run", str(DEMO), *args, "--set", f"mlflow.tracking_uri={uri}", cwd=tmp_path)
+    try:
+        wait_for(lambda: any(len(e) >= 1 for e in epochs_reported(tmp_path).values()))
+        os.killpg(server.pid, signal.SIGKILL)  # the server dies mid-search
+        server.wait()
+        wait_for(lambda: sum(len(e) for e in epochs_reported(tmp_path).values()) >= 5)
+        server = serve()  # ... and comes back before the search ends
+        stdout, stderr = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, stderr[-3000:]
+    assert "records are queued on disk" in stderr
+    summary = json.loads(stdout)
+    assert summary["mlflow"]["unsent_records"] == 0
+    try:
+        client, parents, children = mlflow_runs(tmp_path, uri)
+        assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+        assert len(children) == 2
+        reported = {t["config"]["activation"]: t["epochs"] for t in summary["trial_results"]}
+        for child in children:
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_acc")]
+            # every epoch the trial reported is there exactly once
+            assert sorted(steps) == list(range(1, reported[child.data.params["activation"]] + 1))
+            assert child.info.status == "FINISHED"
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
