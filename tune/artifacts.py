@@ -7,6 +7,7 @@ driver restart), so a resumed search still gets every curve.
 
 from __future__ import annotations
 
+import getpass
 import os
 import tempfile
 import time
@@ -98,6 +99,8 @@ def log_best_model(
             registered_model_name=registered_model,
             # Stated, not inferred: inference re-imports the model in a subprocess (seconds).
             pip_requirements=model_requirements(),
+            # MLflow would tag the model with MLFLOW_TRACKING_USERNAME, a credential.
+            tags={"mlflow.user": getpass.getuser()},
         )
     # start_run reopened the run; put back the status its trial earned.
     tracker.client.set_terminated(run_id, status=status)

@@ -205,9 +205,9 @@ def start_ray(address: str | None) -> None:
     ray.init(
         address="local",
         num_cpus=os.cpu_count(),
+        # No dashboard web server on a private local Ray. (Ray 2.60's own gRPC ports still
+        # listen on all interfaces; it maps 127.0.0.1 to the node IP. README says so.)
         include_dashboard=False,
-        # A private cluster for this driver: bind to loopback, reachable from no other host.
-        _node_ip_address="127.0.0.1",
         **common,
     )
 
@@ -459,14 +459,19 @@ def drive(
     # MLflow's client retries an unreachable server for minutes; the outbox retries instead.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    # MLflow prints run URLs, password included when the URI has one; we print our own.
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
     folder = state_dir(cfg)
     try:
         with experiment_lock(folder, cfg.name):
             if overwrite:
                 remove_experiment(cfg)
-            if not restore or not os.path.exists(os.path.join(folder, CONFIG_FILE)):
-                dump_search_config(cfg, os.path.join(folder, CONFIG_FILE))
+            saved = os.path.join(folder, CONFIG_FILE)
+            if not restore or not os.path.exists(saved):
+                dump_search_config(cfg, saved)
+                # It holds the tracking URI, which may carry a password: owner-only, like .netrc.
+                os.chmod(saved, 0o600)
             return drive_locked(cfg, address, restore, retry_errored)
     except ExperimentLocked as exc:
         raise Locked(str(exc)) from None

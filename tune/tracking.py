@@ -384,40 +384,45 @@ def make_callback(tracker: Tracker, epochs: int, time_budget_s: float | None):
     from ray.tune import Callback
 
     class MlflowTrialCallback(Callback):
-        def __init__(self) -> None:
+        # Methods use only attributes (no closure over `tracker`), so __getstate__ decides
+        # exactly what Ray pickles into the experiment folder.
+        def __init__(self, tracker: Tracker, epochs: int, time_budget_s: float | None) -> None:
+            self.tracker: Tracker | None = tracker
+            self.epochs = epochs
+            self.time_budget_s = time_budget_s
             self.start = time.monotonic()
             self.last: dict[str, dict[str, Any]] = {}
 
-        def _safe(self, what: str, fn: Any, *args: Any) -> None:
+        def __getstate__(self) -> dict[str, Any]:
+            # Ray pickles the RunConfig (callbacks included) into the experiment folder; the
+            # tracker holds the tracking URI, which may carry credentials. A restore gets a
+            # fresh callback from its driver, so the tracker need not be saved.
+            return {**self.__dict__, "tracker": None, "last": {}}
+
+        def _safe(self, what: str, method: str, *args: Any) -> None:
             # Tracking must never stop a search: a failed write is reported, training goes on.
+            if self.tracker is None:
+                return
             try:
-                fn(*args)
+                getattr(self.tracker, method)(*args)
             except Exception as exc:
                 print(f"cnn-tune: warning: MLflow {what} failed: {exc}", file=sys.stderr)
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            self._safe("run creation", tracker.trial_started, trial.trial_id, trial.config)
+            self._safe("run creation", "trial_started", trial.trial_id, trial.config)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             self.last[trial.trial_id] = result
-            self._safe("metric logging", tracker.trial_result, trial.trial_id, result)
+            self._safe("metric logging", "trial_result", trial.trial_id, result)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            budget_hit = (
-                time_budget_s is not None and time.monotonic() - self.start >= time_budget_s
-            )
-            reason = stop_reason(self.last.get(trial.trial_id, {}), epochs, budget_hit)
-            self._safe("run end", tracker.trial_ended, trial.trial_id, reason)
+            elapsed = time.monotonic() - self.start
+            budget_hit = self.time_budget_s is not None and elapsed >= self.time_budget_s
+            reason = stop_reason(self.last.get(trial.trial_id, {}), self.epochs, budget_hit)
+            self._safe("run end", "trial_ended", trial.trial_id, reason)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            error = trial.get_error() if hasattr(trial, "get_error") else None
-            lines = [line for line in str(error or "error").strip().splitlines() if line.strip()]
-            self._safe(
-                "run end",
-                tracker.trial_ended,
-                trial.trial_id,
-                "error",
-                lines[-1] if lines else None,
-            )
+            # The error's text is filled in at the end from Ray's results (record_error).
+            self._safe("run end", "trial_ended", trial.trial_id, "error")
 
-    return MlflowTrialCallback()
+    return MlflowTrialCallback(tracker, epochs, time_budget_s)

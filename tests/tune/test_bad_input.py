@@ -1,0 +1,100 @@
+"""Bad input of every kind: one clear error line, exit code 2, nothing started or created."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from tune.cli import main
+
+DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+GOOD = DEMO.read_text()
+
+
+def write(tmp: Path, text: str, name: str = "search.yaml") -> str:
+    (tmp / name).write_text(text)
+    return str(tmp / name)
+
+
+def corrupt_cifar(tmp: Path) -> str:
+    folder = tmp / "cifar" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+                 "test_batch", "batches.meta"):  # fmt: skip
+        (folder / name).write_bytes(b"not a pickle" + pickle.dumps({"x": 1}))
+    return str(tmp / "cifar")
+
+
+def image_folder(tmp: Path, kind: str) -> str:
+    root = tmp / "images"
+    (root / "train").mkdir(parents=True)
+    if kind == "non-image":
+        (root / "train" / "cat").mkdir()
+        (root / "train" / "cat" / "a.jpg").write_text("this is text, not a JPEG")
+    return str(root)
+
+
+# id -> (argv builder, words the one error line must contain)
+CASES = {
+    "malformed-yaml": (lambda t: ["run", write(t, "name: [unclosed\n")], ["malformed YAML"]),
+    "missing-file": (lambda t: ["run", str(t / "nope.yaml")], ["nope.yaml"]),
+    "unknown-key": (lambda t: ["run", write(t, GOOD + "colour: blue\n")], ["colour"]),
+    "unknown-activation": (lambda t: ["run", str(DEMO), "--set", "space.activation=[swish2]"], ["swish2", "relu"]),
+    "unknown-augment": (lambda t: ["run", str(DEMO), "--set", "space.augment=[mixup]"], ["mixup", "flip-crop"]),
+    "unknown-dataset": (lambda t: ["run", str(DEMO), "--set", "dataset=imagenet"], ["imagenet", "cifar10"]),
+    "unknown-algorithm": (lambda t: ["run", str(DEMO), "--set", "search.algorithm=bayes"], ["bayes", "optuna"]),
+    "unknown-scheduler": (lambda t: ["run", str(DEMO), "--set", "search.scheduler=hyperband"], ["hyperband", "asha"]),
+    "lr-zero": (lambda t: ["run", str(DEMO), "--set", "space.lr=[0.0]"], ["lr", "> 0"]),
+    "lr-inverted": (lambda t: ["run", str(DEMO), "--set", "space.lr={loguniform: [1e-2, 1e-4]}"], ["space.lr", "low < high"]),
+    "batch-size-zero": (lambda t: ["run", str(DEMO), "--set", "space.batch_size=[0]"], ["batch_size", ">= 1"]),
+    "batch-size-over-train-set": (
+        lambda t: ["run", str(DEMO), "--set", "trial.max_train_images=100"], ["batch_size 128", "100 training images"]),
+    "epochs-zero": (lambda t: ["run", str(DEMO), "--set", "epochs=0"], ["epochs"]),
+    "num-samples-zero": (lambda t: ["run", str(DEMO), "--set", "search.num_samples=0"], ["num_samples"]),
+    "gpus-unavailable": (lambda t: ["run", str(DEMO), "--set", "resources.gpus_per_trial=0.5"], ["gpus_per_trial", "no GPU"]),
+    "optuna-with-pbt": (
+        lambda t: ["run", str(DEMO), "--set", "search.algorithm=optuna", "--set", "search.scheduler=pbt"], ["optuna", "pbt"]),
+    "grid-over-range": (lambda t: ["run", str(DEMO), "--set", "search.algorithm=grid"], ["grid", "space.lr"]),
+    "data-root-missing": (lambda t: ["run", str(DEMO), "--set", "dataset=cifar10"], ["data_root"]),
+    "data-root-empty": (
+        lambda t: ["run", str(DEMO), "--set", "dataset=cifar10", "--set", f"data_root={t / 'none'}"], ["cifar10", "not found"]),
+    "corrupt-dataset-files": (
+        lambda t: ["run", str(DEMO), "--set", "dataset=cifar10", "--set", f"data_root={corrupt_cifar(t)}"], ["cifar10"]),
+    "imagefolder-no-classes": (
+        lambda t: ["run", str(DEMO), "--set", "dataset=imagefolder", "--set", f"data_root={image_folder(t, 'empty')}"], ["class"]),
+    "imagefolder-non-image": (
+        lambda t: ["run", str(DEMO), "--set", "dataset=imagefolder", "--set", f"data_root={image_folder(t, 'non-image')}"],
+        ["a.jpg"]),
+    "storage-under-a-file": (
+        lambda t: ["run", str(DEMO), "--set", f"storage_path={write(t, 'x', 'plain-file')}/results"], ["storage_path", "plain-file"]),
+    "bad-set-syntax": (lambda t: ["run", str(DEMO), "--set", "epochs"], ["epochs", "KEY=VALUE"]),
+    "unknown-set-path": (lambda t: ["run", str(DEMO), "--set", "search.speed=fast"], ["search.speed"]),
+    "tracking-uri-scheme": (lambda t: ["run", str(DEMO), "--set", "mlflow.tracking_uri=ftp://host/x"], ["ftp", "scheme"]),
+    "name-traversal": (lambda t: ["run", str(DEMO), "--name", "../escape"], ["name", "../escape"]),
+    "resume-unknown": (lambda t: ["resume", "never-ran"], ["never-ran"]),
+    "resume-traversal": (lambda t: ["resume", "../../etc"], ["../../etc"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input(case, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    build, words = CASES[case]
+    argv = build(tmp_path)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert out == ""
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1, err
+    for word in words:
+        assert word in errors[0], (word, errors[0])
+    # Nothing started: no experiment folder, no Ray session of ours, no MLflow store.
+    assert not (tmp_path / "ray_results").exists()
+    assert not (tmp_path / "mlruns.db").exists()
+
+
+def test_at_least_twenty_cases():
+    assert len(CASES) >= 20

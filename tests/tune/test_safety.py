@@ -1,0 +1,99 @@
+"""Safe defaults: credentials never leak into MLflow, Ray's experiment folder or the output,
+and what cnn-tune starts itself listens on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.tune.test_cli import DEMO, cnn_tune
+from tests.tune.test_mlflow_e2e import free_port, wait_http
+from tune.cli import build_parser
+
+SECRETS = {
+    "MLFLOW_TRACKING_USERNAME": "user-SECRET-4f1d",
+    "MLFLOW_TRACKING_PASSWORD": "pw-SECRET-9a2c",
+    "MLFLOW_TRACKING_TOKEN": "token-SECRET-77e0",
+    "AWS_SECRET_ACCESS_KEY": "aws-SECRET-31b8",
+}
+URI_PASSWORD = "uripw-SECRET-5c6e"
+
+
+def files_containing(root: Path, needles: list[str], skip: set[str] = frozenset()) -> list[str]:
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file() and path.name not in skip:
+            data = path.read_bytes()
+            hits += [f"{path}: {n}" for n in needles if n.encode() in data]
+    return hits
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_credentials_never_leak(tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts")],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health")
+        work = tmp_path / "work"
+        work.mkdir()
+        uri = f"http://alice:{URI_PASSWORD}@127.0.0.1:{port}"
+        settings = ["epochs=1", "search.num_samples=1", "trial.max_train_images=300",
+                    f"mlflow.tracking_uri={uri}"]  # fmt: skip
+        args = [a for s in settings for a in ("--set", s)]
+        out = cnn_tune("run", str(DEMO), *args, "--json", cwd=work, env=SECRETS)
+        assert out.returncode == 0, out.stderr[-3000:]
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+    needles = [*SECRETS.values(), URI_PASSWORD]
+    summary = json.loads(out.stdout)
+    assert summary["mlflow"]["tracking_uri"] == f"http://alice:***@127.0.0.1:{port}"
+    leaked = [
+        line for line in (out.stdout + out.stderr).splitlines() if any(n in line for n in needles)
+    ]
+    assert not leaked
+    # The tracking store (params, tags, metrics) and every artifact the server received.
+    assert files_containing(tmp_path, needles, skip={"cnn_tune_config.yaml"}) == []
+    # The one copy that must keep the URI to resume is readable by its owner only.
+    saved = work / "ray_results" / "demo-mnist5k" / "cnn_tune_config.yaml"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+
+
+def test_ui_binds_loopback_only():
+    args = build_parser().parse_args(["ui", "--port", "5999"])
+    captured = {}
+
+    def fake_execv(path, argv):  # stands in for replacing this process with the UI
+        captured["argv"] = argv
+
+    original = os.execv
+    os.execv = fake_execv
+    try:
+        args.func(args)
+    finally:
+        os.execv = original
+    argv = captured["argv"]
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--port") + 1] == "5999"
+
+
+def test_names_cannot_escape_the_storage_folder(tmp_path):
+    for name in ("../up", "a/b", ".hidden", "x" * 101):
+        out = cnn_tune("validate", str(DEMO), "--name", name, cwd=tmp_path)
+        assert out.returncode == 2, name
+        assert "name" in out.stderr
+    assert not any(Path(tmp_path).parent.glob("up*"))
