@@ -72,7 +72,7 @@ class ProgressCallback(Callback):
             self._table(trials)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        result = self.latest.get(trial.trial_id, {})
+        result = self.latest.get(trial.trial_id) or getattr(trial, "last_result", None) or {}
         epoch = result.get("epoch", 0)
         how = (
             "diverged"

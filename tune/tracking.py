@@ -418,7 +418,10 @@ def make_callback(tracker: Tracker, epochs: int, time_budget_s: float | None):
         def on_trial_complete(self, iteration, trials, trial, **info):
             elapsed = time.monotonic() - self.start
             budget_hit = self.time_budget_s is not None and elapsed >= self.time_budget_s
-            reason = stop_reason(self.last.get(trial.trial_id, {}), self.epochs, budget_hit)
+            # A trial restored from its final checkpoint ends without reporting again: its
+            # last result then comes from Ray's saved state.
+            last = self.last.get(trial.trial_id) or getattr(trial, "last_result", None) or {}
+            reason = stop_reason(last, self.epochs, budget_hit)
             self._safe("run end", "trial_ended", trial.trial_id, reason)
 
         def on_trial_error(self, iteration, trials, trial, **info):

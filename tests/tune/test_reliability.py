@@ -119,6 +119,18 @@ def test_trial_failing_beyond_max_failures_is_failed_with_its_reason(tmp_path):
     assert run.data.tags["cnn_tune.stop_reason"] == "error"
     assert "injected fault in epoch 2" in run.data.tags["cnn_tune.error"]
 
+    # Plain resume keeps it errored (it used up its retries) and earns the same exit code ...
+    again = cnn_tune("resume", NAME, "--json", cwd=tmp_path)
+    assert again.returncode == 1 and json.loads(again.stdout)["trials"]["failed"] == 1
+    # ... --retry-errored (the fault now gone) continues it from its epoch-1 checkpoint.
+    retried = cnn_tune("resume", NAME, "--retry-errored", "--json", cwd=tmp_path)
+    assert retried.returncode == 0, retried.stderr[-3000:]
+    assert json.loads(retried.stdout)["trials"]["finished"] == 2
+    client, parents, children = mlflow_runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 2
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert_one_point_per_epoch(client, children)
+
 
 def test_sigkilled_driver_resumes_to_completion(tmp_path):
     args = grid_args("[relu, tanh, elu, silu]", epochs=4, images=1500)
@@ -143,7 +155,8 @@ def test_sigkilled_driver_resumes_to_completion(tmp_path):
     assert len(children) == 4
     assert len({c.data.tags["cnn_tune.trial_id"] for c in children}) == 4
     assert not [c for c in children if c.info.status == "RUNNING"]
-    assert {c.info.status for c in children} == {"FINISHED"}
+    states = [(c.info.status, c.data.tags.get("cnn_tune.stop_reason")) for c in children]
+    assert {status for status, _ in states} == {"FINISHED"}, (states, out.stderr[-4000:])
     assert_one_point_per_epoch(client, children)
     assert "test_acc" in parents[0].data.metrics
 
