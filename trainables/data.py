@@ -15,6 +15,7 @@ torchvision, PIL and mlxtend are imported inside the builders: importing this mo
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sys
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 # Bump when what a builder stores changes (layout, keys, decode method): old cache files are
 # then simply not found again, and are rebuilt under the new name.
 FORMAT_VERSION = 1
+CHECKSUM_SUFFIX = ".sha256"  # beside each cache file: the hex SHA-256 of its bytes
 
 # The val split is drawn with this seed, never the trial's: every trial of a search (and every
 # call) must validate on the same images for their scores to be comparable.
@@ -495,23 +497,35 @@ def cache_path(
 
 
 def _read_cache(path: str) -> Decoded | None:
-    """The cached arrays, or None when the file is missing or unreadable (then rebuilt)."""
+    """The cached arrays, or None when the file is missing, damaged or unreadable (then rebuilt).
+
+    The file's SHA-256 is checked against the one written beside it, so a cache that another
+    node or a full disk left damaged is rebuilt instead of training on garbage.
+    """
     if not os.path.exists(path):
         return None
     try:
-        return Decoded.from_state(torch.load(path, map_location="cpu", weights_only=True))
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path + CHECKSUM_SUFFIX) as f:
+            expected = f.read().strip()
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise ValueError("checksum mismatch")
+        return Decoded.from_state(
+            torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        )
     except Exception as err:  # a stale format or a damaged file: rebuild rather than fail
         _say(f"ignoring unreadable cache file {path} ({type(err).__name__}: {err})")
         return None
 
 
-def _write_cache(path: str, decoded: Decoded) -> None:
-    """Write atomically: readers see either no file or a whole one, never a partial write."""
+def _write_atomic(path: str, data: bytes) -> None:
+    """Readers see either no file or a whole one, never a partial write."""
     folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(decoded.to_state(), f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it 0600; other readers on the node need it too
@@ -520,6 +534,15 @@ def _write_cache(path: str, decoded: Decoded) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _write_cache(path: str, decoded: Decoded) -> None:
+    """Write the arrays and their SHA-256 (checksum first: a file without one is rebuilt)."""
+    buffer = io.BytesIO()
+    torch.save(decoded.to_state(), buffer)
+    data = buffer.getvalue()
+    _write_atomic(path + CHECKSUM_SUFFIX, hashlib.sha256(data).hexdigest().encode() + b"\n")
+    _write_atomic(path, data)
 
 
 def _load_or_build(req: BuildRequest, path: str) -> Decoded:

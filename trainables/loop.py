@@ -149,6 +149,7 @@ def train(
     on_epoch: OnEpoch | None = None,
     state: dict[str, Any] | None = None,
     splits: Splits | None = None,
+    model: nn.Module | None = None,
 ) -> TrainResult:
     """Train one trial config, calling `on_epoch` after every epoch.
 
@@ -158,6 +159,8 @@ def train(
             (model, optimizer, epoch, config, history).
         state: a checkpoint state from an earlier call; training continues at the next epoch.
         splits: already-loaded data (tests, benchmarks); default: `dataset_from_config(cfg)`.
+        model: a module to train instead of `make_model(cfg, ...)` (benchmarks compare other
+            architectures on the same loop); it must map (B, C, H, W) images to (B, classes).
 
     Returns:
         The history of per-epoch metrics, whether the run diverged, and the trained model.
@@ -168,8 +171,13 @@ def train(
     batches = Batches(splits, cfg, device)
 
     torch.manual_seed(cfg.seed)
-    model = make_model(cfg, splits.channels, splits.num_classes)
+    if model is None:
+        model = make_model(cfg, splits.channels, splits.num_classes)
     model = model.to(device=device, memory_format=torch.channels_last)
+    # Steps and evaluation call `net`; checkpoints keep `model`'s state dict, whose keys the
+    # compiled wrapper would prefix with `_orig_mod.`. Compiling costs seconds to a minute
+    # once (and once more for eval mode), so it pays only over many steps.
+    net = torch.compile(model) if cfg.compile else model
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     result = TrainResult(config=cfg.to_dict(), model=model)
     start_epoch = 0
@@ -200,7 +208,7 @@ def train(
         t_epoch = time.perf_counter()
         generator.manual_seed(epoch_seed(cfg.seed, epoch))
         order = torch.randperm(n, generator=generator, device=device)
-        model.train()
+        net.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         diverged = False
@@ -215,7 +223,7 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, progress)
             with autocast_for(device):
-                logits = model(xb)
+                logits = net(xb)
                 loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
                 if fault == "nan":
                     loss = loss * float("nan")
@@ -228,11 +236,11 @@ def train(
                 diverged = True
                 break
         seen = (step + 1) * batch_size
+        train_loss = loss_sum.item() / seen  # waits for the device's queued steps: time after it
         train_seconds = time.perf_counter() - t_epoch
-        train_loss = loss_sum.item() / seen
         diverged = diverged or not math.isfinite(train_loss)
         val_loss, val_acc, _ = evaluate(
-            model, batches, batches.val_x, batches.val_y, cfg.eval_batch_size
+            net, batches, batches.val_x, batches.val_y, cfg.eval_batch_size
         )
         diverged = diverged or not math.isfinite(val_loss)
         metrics: dict[str, Any] = {
@@ -249,7 +257,7 @@ def train(
         }
         if epoch == cfg.epochs and not diverged and batches.test_x is not None:
             _, metrics["test_acc"], _ = evaluate(
-                model, batches, batches.test_x, batches.test_y, cfg.eval_batch_size
+                net, batches, batches.test_x, batches.test_y, cfg.eval_batch_size
             )
         result.history.append(metrics)
         if on_epoch is not None:

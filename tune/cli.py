@@ -330,6 +330,57 @@ def drive_and_report(search: Any, args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+# --------------------------------------------------------------------------- stage-data
+
+
+def add_stage_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stage-data",
+        help="fetch a dataset (if asked) and decode it once into this node's cache",
+        description="Download (with --download) and decode DATASET once into the cache that "
+        "trials read (a file lock makes concurrent stagers wait; a checksum guards the file).",
+    )
+    p.add_argument("dataset", metavar="DATASET", help="a dataset name, e.g. cifar10")
+    p.add_argument("--data-root", default=None, help="raw dataset folder")
+    p.add_argument("--cache-dir", default=None, help="decoded cache (default: ~/.cache/cnn-tune)")
+    p.add_argument("--download", action="store_true", help="let torchvision download it")
+    p.add_argument("--image-size", type=int, default=32, help="ImageFolder size (default: 32)")
+    p.add_argument("--image-mode", default="RGB", help="ImageFolder mode: RGB or L")
+    p.set_defaults(func=cmd_stage)
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    import time
+
+    from trainables.config import ConfigError, TrialConfig
+    from trainables.data import DataError, cache_path, dataset_from_config
+
+    try:
+        cfg = TrialConfig.from_dict(
+            {
+                "dataset": args.dataset,
+                "data_root": args.data_root,
+                "cache_dir": args.cache_dir,
+                "download": args.download,
+                "image_size": args.image_size,
+                "image_mode": args.image_mode,
+            }
+        )
+        start = time.perf_counter()
+        splits = dataset_from_config(cfg)
+    except (ConfigError, DataError) as exc:
+        fail(str(exc))
+        return EXIT_BAD_INPUT
+    path = cache_path(cfg.dataset, cfg.data_root, cfg.image_size, cfg.image_mode, cfg.cache_dir)
+    print(
+        f"staged {cfg.dataset}: {len(splits.train_y)} train / {len(splits.val_y)} val"
+        f"{'' if splits.test_y is None else f' / {len(splits.test_y)} test'} images, "
+        f"{splits.num_classes} classes, in {time.perf_counter() - start:.1f}s -> {path}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- ui / report
 
 
@@ -439,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_resume_parser(sub)
     add_validate_parser(sub)
     add_train_parser(sub)
+    add_stage_parser(sub)
     add_report_parser(sub)
     add_ui_parser(sub)
     return parser

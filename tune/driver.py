@@ -450,6 +450,7 @@ def drive(
     """Check, lock, track and run (or restore) a search; see `run_search`."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     check_storage_path(cfg)
+    warn_if_job_paths_are_temporary(cfg)
     if address:
         probe_address(address)
     else:
@@ -475,6 +476,27 @@ def drive(
             return drive_locked(cfg, address, restore, retry_errored)
     except ExperimentLocked as exc:
         raise Locked(str(exc)) from None
+
+
+def warn_if_job_paths_are_temporary(cfg: SearchConfig) -> None:
+    """Under `ray job submit` the command runs in a temporary copy of the working directory:
+    results and a SQLite store kept there are lost with it, and a rerun could not resume."""
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:  # set by Ray for job entrypoints
+        return
+    here = os.getcwd()
+    uri = cfg.mlflow.tracking_uri
+    paths = {
+        "storage_path": cfg.storage_path,
+        "mlflow.tracking_uri": uri.removeprefix("sqlite:///"),
+    }
+    for key, path in paths.items():
+        if os.path.isabs(path) and os.path.commonpath([here, path]) == here:
+            print(
+                f"cnn-tune: warning: {key} {path} is inside this job's temporary working "
+                "directory; pass an absolute shared location (--set "
+                f"{key}=/shared/...) so results survive the job and a rerun can resume",
+                file=sys.stderr,
+            )
 
 
 def remove_experiment(cfg: SearchConfig) -> None:

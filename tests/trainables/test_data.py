@@ -476,3 +476,16 @@ def test_import_is_cheap():
         cwd=Path(__file__).resolve().parents[2],
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_damaged_cache_is_detected_by_checksum_and_rebuilt(tmp_path):
+    from trainables.data import CHECKSUM_SUFFIX, cache_path, load_dataset
+
+    first = load_dataset("mnist5k", cache_dir=str(tmp_path))
+    path = cache_path("mnist5k", None, 32, "RGB", cache_dir=str(tmp_path))
+    assert os.path.exists(path + CHECKSUM_SUFFIX)
+    with open(path, "r+b") as f:  # flip bytes in the middle: still a file, wrong content
+        f.seek(os.path.getsize(path) // 2)
+        f.write(b"\x00\xff\x00\xff")
+    again = load_dataset("mnist5k", cache_dir=str(tmp_path))
+    assert torch.equal(first.train_x, again.train_x)

@@ -124,3 +124,34 @@ def test_mnist5k_reaches_097_in_five_epochs(mnist5k):
     cfg = TrialConfig.from_dict({"epochs": 5, "device": "cpu", "batch_size": 64})
     result = train(cfg, splits=mnist5k)
     assert result.last["val_acc"] >= 0.97
+
+
+def test_a_given_model_is_trained_instead_of_the_default(mnist5k):
+    # Benchmarks run other architectures (the tutorial's LeNet) through the same loop.
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))
+    before = model[1].weight.detach().clone()
+    result = train(quick(epochs=2, batch_size=32, augment="none"), splits=mnist5k, model=model)
+    assert result.model is model
+    assert not torch.equal(before, model[1].weight.detach().cpu())
+    assert result.last["val_acc"] > 0.75  # a linear classifier: measured 0.85; chance is 0.10
+
+
+def test_compile_knob_compiles_steps_but_checkpoints_the_plain_model(mnist5k, monkeypatch):
+    # A spy instead of inductor: a real compile takes a minute on this CPU (bench/gpu.py times it).
+    compiled = []
+
+    def spy(model):
+        compiled.append(model)
+        return model
+
+    monkeypatch.setattr(torch, "compile", spy)
+    assert TrialConfig.from_dict({"compile": "true"}).compile is True
+    snapshots = []
+    train(
+        quick(epochs=1, compile=True), on_epoch=lambda m, s: snapshots.append(s()), splits=mnist5k
+    )
+    assert len(compiled) == 1
+    assert not any(key.startswith("_orig_mod.") for key in snapshots[0]["model"])
+    train(quick(epochs=1), splits=mnist5k)
+    assert len(compiled) == 1  # off by default

@@ -1,0 +1,343 @@
+"""One trial's speed: our training loop against the tutorial pipeline, same model, same images.
+
+The tutorial ("Hyperparameter tuning with Ray Tune", PyTorch's CIFAR-10 classifier) reads a
+torchvision dataset through a DataLoader with 2 workers and per-sample PIL transforms. Ours
+(`trainables.loop.train`) decodes the JPEGs once into a uint8 tensor, slices batches from it by
+index and augments whole batches as tensor ops. Both train the same model with Adam at the same
+batch size for the same epochs, interleaved (tutorial, ours, tutorial, ours) so that a change in
+the machine's load hits both alike; for two models, the tutorial's LeNet (2 conv + 3 linear) and
+our default CNN (`TrialConfig()`: width 32, 3 stages).
+
+    python bench/pipeline.py [--data-root DIR] [--images 10000] [--epochs 2]
+    python bench/pipeline.py --budget 200     # validation accuracy after 200 s of training
+
+`DIR` holds train/<class>/*.jpg; without it the CIFAR-10 JPEGs in ../shared/data are unpacked
+into the output folder (a temporary one unless --out). 5,000 of the 50,000 images are held out
+for validation (the split `load_dataset` draws); throughput uses a 10,000-image slice of the
+other 45,000 on a CPU, all of them on a GPU. Figures and machine: BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any folder
+from bench.common import (  # noqa: E402
+    load,
+    machine,
+    out_dir,
+    result,
+    say,
+    table,
+    unpack_cifar,
+)
+from trainables.config import TrialConfig  # noqa: E402
+from trainables.data import Splits, _split_val, load_dataset  # noqa: E402
+from trainables.loop import choose_device, train  # noqa: E402
+from trainables.model import make_model  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------
+
+BATCH_SIZE = 128  # images per step, both pipelines (our default)
+CPU_IMAGES = 10_000  # training images for the throughput runs on a CPU; all of them on a GPU
+REPEATS = 2  # interleaved runs per pipeline and model
+VAL_FRACTION = 0.1  # 5,000 of CIFAR-10's 50,000 training images held out
+TUTORIAL_LR = 1e-3  # Adam's default, what the tutorial style uses at a constant rate
+TUTORIAL_WORKERS = 2  # DataLoader worker processes, as in the tutorial
+TUTORIAL_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the PyTorch tutorial's Normalize
+PROBE_IMAGES = 2560  # budget mode: one short epoch of ours to measure its speed (20 steps)
+BUDGET_SAFETY = 0.92  # budget mode: plan epochs for this share of the time left (load varies)
+
+# ---------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------
+
+
+class LeNet(nn.Module):
+    """The tutorial's net: conv 5x5 (6) -> pool -> conv 5x5 (16) -> pool -> 120 -> 84 -> 10."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, 32, 32) -> (B, classes)
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # (B, 6, 14, 14)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # (B, 16, 5, 5)
+        x = torch.flatten(x, 1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+MODELS = {
+    "lenet": lambda classes: LeNet(classes),
+    "default": lambda classes: make_model(TrialConfig(), 3, classes),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Data: one ImageFolder, two views of it
+# ---------------------------------------------------------------------------------------------
+
+
+class Data:
+    """The JPEG folder for the tutorial and its decoded tensors for ours, split the same way."""
+
+    def __init__(self, root: Path, cache: Path):
+        from torchvision.datasets import ImageFolder
+
+        self.root = root
+        t0 = time.perf_counter()
+        self.splits = load_dataset(
+            "imagefolder", data_root=str(root), cache_dir=str(cache), val_fraction=VAL_FRACTION
+        )
+        self.decode_seconds = time.perf_counter() - t0
+        self.folder = ImageFolder(root / "train")
+        # load_dataset's held-out draw, applied to file indices: the tutorial sees the same images.
+        idx = torch.arange(len(self.folder.samples))
+        self.train_idx, _, self.val_idx, _ = _split_val(idx, idx, VAL_FRACTION, "imagefolder")
+        targets = torch.as_tensor(self.folder.targets)
+        if not torch.equal(targets[self.train_idx], self.splits.train_y):
+            raise SystemExit("tutorial and tensor splits disagree; did load_dataset change?")
+
+    def subset(self, images: int | None, val_images: int | None = None) -> tuple[Splits, list[int]]:
+        """A fixed random slice of the training images: our splits and the tutorial's indices.
+
+        `val_images` shortens our per-epoch evaluation where only speed is measured.
+        """
+        n = len(self.train_idx)
+        keep = torch.randperm(n, generator=torch.Generator().manual_seed(0))[: images or n]
+        keep = keep.sort().values
+        s = self.splits
+        val_x, val_y = s.val_x[:val_images], s.val_y[:val_images]
+        sliced = Splits(s.train_x[keep], s.train_y[keep], val_x, val_y, None, None, s.classes)
+        return sliced, self.train_idx[keep].tolist()
+
+
+def tutorial_loader(data: Data, indices: list[int], train: bool) -> torch.utils.data.DataLoader:
+    """The tutorial's input pipeline: PIL decode and transforms per sample, in 2 workers."""
+    from torchvision import datasets, transforms
+
+    steps = (
+        [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if train else []
+    )
+    transform = transforms.Compose(
+        [*steps, transforms.ToTensor(), transforms.Normalize(*TUTORIAL_MEAN_STD)]
+    )
+    folder = datasets.ImageFolder(data.root / "train", transform=transform)
+    return torch.utils.data.DataLoader(
+        torch.utils.data.Subset(folder, indices),
+        batch_size=BATCH_SIZE if train else 1000,
+        shuffle=train,
+        num_workers=TUTORIAL_WORKERS,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The two pipelines
+# ---------------------------------------------------------------------------------------------
+
+
+def run_tutorial(
+    model: nn.Module, loader: torch.utils.data.DataLoader, epochs: int, deadline: float = math.inf
+) -> tuple[int, float]:
+    """Train like the tutorial: (images seen, seconds). Stops mid-epoch at `deadline`."""
+    device = choose_device("auto")
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=TUTORIAL_LR)
+    seen, t0 = 0, time.perf_counter()
+    for _ in range(epochs):
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            seen += len(y)
+            if time.perf_counter() >= deadline:
+                return seen, time.perf_counter() - t0
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return seen, time.perf_counter() - t0
+
+
+@torch.no_grad()
+def tutorial_accuracy(model: nn.Module, loader: torch.utils.data.DataLoader) -> float:
+    device = next(model.parameters()).device
+    model.eval()
+    correct = total = 0
+    for x, y in loader:
+        correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
+        total += len(y)
+    return correct / total
+
+
+def ours_config(epochs: int, augment: str = "flip-crop", **values) -> TrialConfig:
+    """Our trial config on the ImageFolder data; throughput runs use the tutorial's flip+crop."""
+    base = {"dataset": "imagefolder", "batch_size": BATCH_SIZE, "epochs": epochs}
+    return TrialConfig.from_dict({**base, "augment": augment, **values})
+
+
+def run_ours(model: nn.Module, splits: Splits, epochs: int) -> tuple[int, float]:
+    """Train with our loop: (images seen, training seconds without the per-epoch evaluation)."""
+    history = train(ours_config(epochs), splits=splits, model=model).history
+    seen = sum(m["train_images"] for m in history)
+    return seen, sum(m["train_images"] / m["images_per_s"] for m in history)
+
+
+# ---------------------------------------------------------------------------------------------
+# Modes
+# ---------------------------------------------------------------------------------------------
+
+
+def throughput(data: Data, images: int | None, epochs: int) -> None:
+    # Ours evaluates after every epoch; 1,000 val images keep that short (it is not timed).
+    splits, indices = data.subset(images, val_images=1000)
+    loader = tutorial_loader(data, indices, train=True)
+    classes = len(splits.classes)
+    say(f"throughput: {len(indices):,} images x {epochs} epochs, batch {BATCH_SIZE}")
+    rows, mean = [], {}
+    for name, build in MODELS.items():
+        speeds: dict[str, list[float]] = {"tutorial": [], "ours": []}
+        for rep in range(1, REPEATS + 1):
+            for pipeline in ("tutorial", "ours"):
+                torch.manual_seed(rep)
+                model = build(classes)
+                if pipeline == "tutorial":
+                    seen, seconds = run_tutorial(model, loader, epochs)
+                else:
+                    seen, seconds = run_ours(model, splits, epochs)
+                speeds[pipeline].append(seen / seconds)
+                rows.append([name, pipeline, rep, seen, seconds, seconds / epochs, seen / seconds])
+                say(f"  {name} {pipeline} #{rep}: {seen / seconds:,.0f} images/s (load {load()})")
+        mean[name] = {p: sum(v) / len(v) for p, v in speeds.items()}
+    header = ["model", "pipeline", "run", "images", "train s", "s/epoch", "images/s"]
+    print(table(header, rows))
+    print()
+    print(
+        f"Ours decoded the {len(data.folder.samples):,} JPEGs once in {data.decode_seconds:.1f} s "
+        "(cached; not in the figures above). The tutorial decodes every JPEG every epoch."
+    )
+    summary = [
+        [name, m["tutorial"], m["ours"], m["ours"] / m["tutorial"]] for name, m in mean.items()
+    ]
+    print()
+    print(table(["model", "tutorial images/s", "ours images/s", "speedup"], summary))
+    for name, m in mean.items():
+        result(f"{name}_speedup", m["ours"] / m["tutorial"])
+
+
+class BudgetSpent(Exception):
+    """Raised from `on_epoch` to stop our loop once an epoch ends past the deadline."""
+
+
+def budget(data: Data, images: int | None, seconds: float) -> None:
+    splits, indices = data.subset(images)
+    n, classes = len(indices), len(splits.classes)
+    say(f"budget: {seconds:g} s of training on {n:,} images, validation on {len(data.val_idx):,}")
+
+    # Tutorial: LeNet, Adam at a constant 1e-3, epochs until the time is up (mid-epoch).
+    torch.manual_seed(0)
+    lenet = LeNet(classes)
+    loader = tutorial_loader(data, indices, train=True)
+    seen, spent = run_tutorial(lenet, loader, epochs=10**6, deadline=time.perf_counter() + seconds)
+    tutorial_acc = tutorial_accuracy(lenet, tutorial_loader(data, data.val_idx.tolist(), False))
+    say(f"  tutorial: {tutorial_acc:.4f} after {spent:.1f} s ({seen / n:.2f} epochs)")
+
+    # Ours: the default config. The one-cycle schedule must end inside the budget, so a short
+    # probe epoch (counted in the budget) measures the speed and sets the number of epochs.
+    start = time.perf_counter()
+    deadline = start + seconds
+    probe = train(ours_config(1, "crop", max_train_images=PROBE_IMAGES), splits=splits).last
+    train_s = n / probe["images_per_s"]
+    eval_s = probe["epoch_seconds"] - probe["train_images"] / probe["images_per_s"]
+    left = deadline - time.perf_counter()
+    epochs = max(1, int(BUDGET_SAFETY * left / (train_s + eval_s)))
+    say(f"  ours: probe {time.perf_counter() - start:.1f} s; planning {epochs} epochs")
+    history = []
+
+    def stop_at_deadline(metrics: dict, _snapshot) -> None:
+        metrics["elapsed"] = time.perf_counter() - start
+        history.append(metrics)
+        say(
+            f"    epoch {metrics['epoch']}: val_acc {metrics['val_acc']:.4f} at "
+            f"{metrics['elapsed']:.1f} s (load {load()})"
+        )
+        if time.perf_counter() >= deadline:
+            raise BudgetSpent
+
+    cfg = ours_config(epochs, "crop")  # TrialConfig's default augmentation
+    try:
+        train(cfg, on_epoch=stop_at_deadline, splits=splits)
+    except BudgetSpent:
+        pass
+    within = [m for m in history if m["elapsed"] <= seconds]
+    ours_acc = within[-1]["val_acc"] if within else 0.0
+    ours_s = within[-1]["elapsed"] if within else 0.0
+
+    rows = [
+        ["tutorial (LeNet, Adam 1e-3, DataLoader)", spent, seen / n, tutorial_acc],
+        [f"ours (default config, one-cycle over {epochs} epochs)", ours_s, len(within), ours_acc],
+    ]
+    print(table(["pipeline", "train s", "epochs", "val acc"], rows))
+    if len(within) < len(history):
+        last = history[-1]
+        print(
+            f"\nOurs overran the budget: epoch {last['epoch']} ended at {last['elapsed']:.1f} s; "
+            "the last epoch inside the budget is reported."
+        )
+    result("tutorial_budget_acc", tutorial_acc)
+    result("budget_acc", ours_acc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", help="folder with train/<class>/*.jpg (default: unpack)")
+    parser.add_argument("--out", help="keep the unpacked data and cache here (default: temp)")
+    parser.add_argument("--budget", type=float, help="seconds: run the time-to-accuracy mode")
+    parser.add_argument(
+        "--images", type=int, help=f"training images (default: {CPU_IMAGES:,} on CPU, all on GPU)"
+    )
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per throughput run")
+    args = parser.parse_args(argv)
+    for key in ("budget", "images", "epochs"):
+        value = getattr(args, key)
+        if value is not None and value <= 0:
+            parser.error(f"--{key} must be > 0, got {value:g}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(f"machine: {machine()}")
+    print(f"command: bench/pipeline.py {' '.join(sys.argv[1:] if argv is None else argv)}\n")
+    with out_dir(args.out) as out:
+        root = Path(args.data_root).resolve() if args.data_root else unpack_cifar(out / "cifar10")
+        data = Data(root, out / "cache")
+        if args.budget is not None:
+            budget(data, args.images, args.budget)
+        else:
+            on_cpu = choose_device("auto").type == "cpu"
+            throughput(data, args.images or (CPU_IMAGES if on_cpu else None), args.epochs)
+    print(f"\nload average at the end: {load()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""A whole search through the real driver: wall time, trials per hour, and Tune's overhead.
+
+Runs `cnn-tune run configs/demo.yaml --json` (16 trials on the embedded MNIST digits by
+default) in a temporary folder, then reads every trial's `result.json` under the experiment
+folder. The overhead ratio compares the wall time with the ideal of perfectly packed trials:
+
+    overhead_ratio = wall / (sum of all trials' epoch_seconds / parallel slots)
+
+where slots = CPUs / cpus_per_trial. 1.0 means no time outside training epochs: no Ray start,
+no trial process start, no data loading, no reporting or checkpointing, no idle slot. Ray's own
+scalability tests hold Tune to about 1.2.
+
+    python bench/search.py [--trials 16] [--epochs 4] [--scheduler fifo] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any folder
+from bench.common import REPO, load, machine, out_dir, result, say, table  # noqa: E402
+
+CONFIG = REPO / "configs" / "demo.yaml"
+NAME = "bench-search"
+CPUS_PER_TRIAL = 1  # the demo's resources.cpus_per_trial
+
+
+def cnn_tune() -> str:
+    """The console script of the Python that runs this script (the project's venv)."""
+    beside = Path(sys.executable).parent / "cnn-tune"
+    found = str(beside) if beside.exists() else shutil.which("cnn-tune")
+    if found is None:
+        raise SystemExit("cnn-tune not found: pip install -e . in the project's venv first")
+    return found
+
+
+def search_command(folder: Path, trials: int, epochs: int, scheduler: str) -> list[str]:
+    """The driver's command line; everything it writes goes under `folder`."""
+    sets = {
+        "name": NAME,
+        "epochs": epochs,
+        "search.num_samples": trials,
+        "search.scheduler": scheduler,
+        "resources.cpus_per_trial": CPUS_PER_TRIAL,
+        "storage_path": str(folder / "ray_results"),
+        "cache_dir": str(folder / "cache"),
+        "mlflow.tracking_uri": f"sqlite:///{folder / 'mlruns.db'}",
+    }
+    command = [cnn_tune(), "run", str(CONFIG), "--json"]
+    for key, value in sets.items():
+        command += ["--set", f"{key}={value}"]
+    return command
+
+
+def trial_times(experiment: Path) -> dict[str, tuple[float, float]]:
+    """Per trial, from its result.json: (sum of epoch_seconds, Ray's time_total_s at the end).
+
+    time_total_s also counts what a trial does outside its epochs: loading the cached data,
+    building the model, saving checkpoints.
+    """
+    times = {}
+    for path in sorted(experiment.glob("*/result.json")):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        epochs = sum(row.get("epoch_seconds", 0.0) for row in rows)
+        times[path.parent.name] = (epochs, rows[-1].get("time_total_s", 0.0) if rows else 0.0)
+    return times
+
+
+def overhead_ratio(wall: float, compute: float, slots: float) -> float:
+    """wall / ideal, where ideal = the compute spread evenly over the parallel slots."""
+    return wall / (compute / slots)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=16, help="trials (search.num_samples)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per trial (the demo's 4)")
+    parser.add_argument("--scheduler", choices=("fifo", "asha"), default="fifo")
+    parser.add_argument("--out", help="keep the experiment here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    for key in ("trials", "epochs"):
+        if getattr(args, key) < 1:
+            parser.error(f"--{key} must be >= 1, got {getattr(args, key)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(f"machine: {machine()}")
+    print(f"command: bench/search.py {' '.join(sys.argv[1:] if argv is None else argv)}\n")
+    with out_dir(args.out) as folder:
+        command = search_command(folder, args.trials, args.epochs, args.scheduler)
+        say("running: " + " ".join(command))
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=folder, stdout=subprocess.PIPE, text=True)
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            say(done.stdout)
+            raise SystemExit(f"cnn-tune run exited {done.returncode}")
+        summary = json.loads(done.stdout)
+        times = trial_times(Path(summary["experiment_path"]))
+    slots = (os.cpu_count() or 1) / CPUS_PER_TRIAL
+    total = sum(epochs for epochs, _ in times.values())
+    in_trials = sum(trial for _, trial in times.values())
+    ideal = total / slots
+    driver_wall = summary["wall_seconds"]
+    counts = summary["trials"]
+    rows = [
+        [
+            "trials run",
+            f"{len(times)} ({counts['finished']} finished, "
+            f"{counts['stopped_early']} stopped early, {counts['failed']} failed)",
+        ],
+        ["parallel slots (CPUs / cpus_per_trial)", slots],
+        ["trial compute, sum of epoch_seconds (s)", total],
+        ["trial time outside epochs, sum (s): data, model, checkpoints", in_trials - total],
+        ["ideal wall = compute / slots (s)", ideal],
+        ["wall, whole command (s)", wall],
+        ["wall, driver's Tuner.fit and tracking (s)", driver_wall],
+        ["overhead ratio, whole command", overhead_ratio(wall, total, slots)],
+        ["overhead ratio, driver's wall", overhead_ratio(driver_wall, total, slots)],
+        ["trials per hour", 3600 * len(times) / wall],
+        ["MLflow logging share of the driver's wall", summary["mlflow"].get("logging_share")],
+        ["best val_acc", summary["best"].get("val_acc")],
+    ]
+    print(table(["", "value"], rows))
+    print(f"\nload average at the end: {load()}")
+    result("overhead_ratio", overhead_ratio(wall, total, slots))
+    result("trials_per_hour", 3600 * len(times) / wall)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

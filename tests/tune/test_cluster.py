@@ -1,0 +1,189 @@
+"""A real two-node Ray cluster on this machine (`ray start --head` + `ray start --address`):
+trials land on both nodes, and `ray job submit` runs and then resumes a search."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.tune.test_cli import DEMO, REPO, cnn_tune
+from tests.tune.test_mlflow_e2e import free_port
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+BIN = Path(sys.executable).parent
+SMALL = {
+    "epochs": 2,
+    "trial.max_train_images": 600,
+    "trial.width": 8,
+    "search.num_samples": 4,
+    "search.scheduler": "fifo",
+}
+
+
+def sets(values: dict) -> list[str]:
+    return [a for key, value in values.items() for a in ("--set", f"{key}={value}")]
+
+
+def env() -> dict[str, str]:
+    # Ray's nodes and job entrypoints find `cnn-tune` and this checkout through these.
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {
+        **os.environ,
+        "PATH": path,
+        "PYTHONPATH": str(REPO),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "disabled",  # a throwaway loopback cluster: no token to hand around
+    }
+
+
+def ray(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "ray"), *args], env=env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def own_ports() -> list[str]:
+    # Two nodes on one machine: each needs its own agent ports (the defaults would collide).
+    return [
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Head (1 CPU, dashboard and job server on 127.0.0.1) plus a second node (1 CPU)."""
+    port, dashboard = free_port(), free_port()
+    temp = tmp_path_factory.mktemp("ray")
+    head = ray(
+        "start", "--head", f"--port={port}", "--num-cpus=1", "--resources={\"head_node\": 1}",
+        "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+        f"--temp-dir={temp}", "--disable-usage-stats", *own_ports(),
+    )  # fmt: skip
+    assert head.returncode == 0, head.stderr
+    address = f"127.0.0.1:{port}"
+    second = ray(
+        "start", f"--address={address}", "--num-cpus=1", '--resources={"second_node": 1}',
+        *own_ports(),
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    try:
+        yield {"address": address, "dashboard": f"http://127.0.0.1:{dashboard}"}
+    finally:
+        stop_nodes(temp)
+
+
+def stop_nodes(temp: Path) -> None:
+    """Stop this cluster's processes only (`ray stop` would stop every Ray on the machine):
+    those whose command line names its temp dir."""
+    ours = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(temp) in cmdline:
+            ours.append(int(entry.name))
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for pid in ours:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        time.sleep(3)
+
+
+def test_trials_run_on_both_nodes(cluster, tmp_path):
+    out = cnn_tune(
+        "run", str(DEMO), *sets(SMALL), "--address", cluster["address"], "--json",
+        cwd=tmp_path, env={"RAY_AUTH_MODE": "disabled"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout)
+    assert summary["trials"]["total"] == 4 and summary["trials"]["failed"] == 0
+    client = MlflowClient(summary["mlflow"]["tracking_uri"])
+    runs = client.search_runs(
+        [summary["mlflow"]["experiment_id"]],
+        filter_string=f"tags.mlflow.parentRunId = '{summary['mlflow']['parent_run_id']}'",
+    )
+    nodes = {r.data.tags["cnn_tune.node"] for r in runs}
+    assert len(runs) == 4
+    assert len(nodes) == 2, nodes  # 1 CPU a node, 1 CPU a trial: both nodes had to train
+
+
+def job_output(logs: str) -> dict:
+    """The JSON summary inside a job's logs (stdout and stderr are merged there)."""
+    match = re.search(r"^\{\n.*?^\}$", logs, flags=re.S | re.M)
+    assert match, logs[-3000:]
+    return json.loads(match.group(0))
+
+
+def submit(cluster: dict, args: list[str]) -> tuple[int, str]:
+    for _ in range(30):  # the job agent comes up some seconds after `ray start` returns
+        job = subprocess.run(
+            [str(BIN / "ray"), "job", "submit", "--address", cluster["dashboard"],
+             "--working-dir", str(REPO), "--", "cnn-tune", *args],
+            env=env(), capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        logs = job.stdout + job.stderr
+        if "No available agent to submit job" not in logs:
+            return job.returncode, logs
+        time.sleep(2)
+    return job.returncode, logs
+
+
+def test_ray_job_submit_runs_then_resumes(cluster, tmp_path):
+    shared = {
+        "storage_path": str(tmp_path / "ray_results"),
+        "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlruns.db'}",
+        "name": "nightly",
+    }
+    args = ["run", "configs/demo.yaml", "--resume-if-exists", "--json", *sets({**SMALL, **shared})]
+    code, logs = submit(cluster, args)
+    assert code == 0, logs[-3000:]
+    first = job_output(logs)
+    assert first["trials"]["total"] == 4
+    assert first["storage_path"] == str(tmp_path / "ray_results")
+    assert (tmp_path / "ray_results" / "nightly").is_dir()
+
+    # The next scheduled submission finds the search done: same summary, nothing re-run.
+    started = time.time()
+    code, logs = submit(cluster, args)
+    assert code == 0, logs[-3000:]
+    again = job_output(logs)
+    assert again["best"] == first["best"]
+    assert "resuming" in logs
+    client = MlflowClient(shared["mlflow.tracking_uri"])
+    exp = client.get_experiment_by_name("cnn-tune")
+    children = client.search_runs([exp.experiment_id], "tags.`cnn_tune.role` = 'trial'")
+    assert len(children) == 4
+    assert all(r.info.start_time / 1000 < started for r in children)
+
+
+def test_relative_paths_in_a_job_are_warned_about(cluster, tmp_path):
+    code, logs = submit(cluster, ["validate", "configs/demo.yaml"])
+    assert code == 0, logs[-2000:]  # validate starts nothing; the warning belongs to run
+    code, logs = submit(
+        cluster,
+        [
+            "run",
+            "configs/demo.yaml",
+            *sets({**SMALL, "search.num_samples": 1, "epochs": 1}),
+            "--json",
+        ],
+    )
+    assert code == 0, logs[-3000:]
+    assert "inside this job's temporary working directory" in logs
