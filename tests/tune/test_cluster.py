@@ -63,25 +63,43 @@ def own_ports() -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """Head (1 CPU, dashboard and job server on 127.0.0.1) plus a second node (1 CPU)."""
+def start_head(temp: Path, cpus: int, resource: str) -> dict[str, str]:
+    """`ray start --head` with its dashboard and job server on 127.0.0.1."""
     port, dashboard = free_port(), free_port()
-    temp = tmp_path_factory.mktemp("ray")
     head = ray(
-        "start", "--head", f"--port={port}", "--num-cpus=1", "--resources={\"head_node\": 1}",
+        "start", "--head", f"--port={port}", f"--num-cpus={cpus}",
+        f'--resources={{"{resource}": 1}}',
         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
         f"--temp-dir={temp}", "--disable-usage-stats", *own_ports(),
     )  # fmt: skip
     assert head.returncode == 0, head.stderr
-    address = f"127.0.0.1:{port}"
+    return {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Head (1 CPU) plus a second node (1 CPU) with its own raylet: a trial fits one a node."""
+    temp = tmp_path_factory.mktemp("ray")
+    head = start_head(temp, 1, "head_node")
     second = ray(
-        "start", f"--address={address}", "--num-cpus=1", '--resources={"second_node": 1}',
-        *own_ports(),
+        "start", f"--address={head['address']}", "--num-cpus=1",
+        '--resources={"second_node": 1}', *own_ports(),
     )  # fmt: skip
     assert second.returncode == 0, second.stderr
     try:
-        yield {"address": address, "dashboard": f"http://127.0.0.1:{dashboard}"}
+        yield head
+    finally:
+        stop_nodes(temp)
+
+
+@pytest.fixture(scope="module")
+def job_head(tmp_path_factory):
+    """A one-node cluster for `ray job submit`. (Two nodes on one machine share one runtime-env
+    folder, and the second node's agent deletes the job's working-dir copy under its driver.)"""
+    temp = tmp_path_factory.mktemp("ray-jobs")
+    head = start_head(temp, 2, "head_node")
+    try:
+        yield head
     finally:
         stop_nodes(temp)
 
@@ -145,14 +163,14 @@ def submit(cluster: dict, args: list[str]) -> tuple[int, str]:
     return job.returncode, logs
 
 
-def test_ray_job_submit_runs_then_resumes(cluster, tmp_path):
+def test_ray_job_submit_runs_then_resumes(job_head, tmp_path):
     shared = {
         "storage_path": str(tmp_path / "ray_results"),
         "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlruns.db'}",
         "name": "nightly",
     }
     args = ["run", "configs/demo.yaml", "--resume-if-exists", "--json", *sets({**SMALL, **shared})]
-    code, logs = submit(cluster, args)
+    code, logs = submit(job_head, args)
     assert code == 0, logs[-3000:]
     first = job_output(logs)
     assert first["trials"]["total"] == 4
@@ -161,7 +179,7 @@ def test_ray_job_submit_runs_then_resumes(cluster, tmp_path):
 
     # The next scheduled submission finds the search done: same summary, nothing re-run.
     started = time.time()
-    code, logs = submit(cluster, args)
+    code, logs = submit(job_head, args)
     assert code == 0, logs[-3000:]
     again = job_output(logs)
     assert again["best"] == first["best"]
@@ -173,11 +191,11 @@ def test_ray_job_submit_runs_then_resumes(cluster, tmp_path):
     assert all(r.info.start_time / 1000 < started for r in children)
 
 
-def test_relative_paths_in_a_job_are_warned_about(cluster, tmp_path):
-    code, logs = submit(cluster, ["validate", "configs/demo.yaml"])
+def test_relative_paths_in_a_job_are_warned_about(job_head, tmp_path):
+    code, logs = submit(job_head, ["validate", "configs/demo.yaml"])
     assert code == 0, logs[-2000:]  # validate starts nothing; the warning belongs to run
     code, logs = submit(
-        cluster,
+        job_head,
         [
             "run",
             "configs/demo.yaml",
