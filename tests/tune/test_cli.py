@@ -29,7 +29,10 @@ def test_version():
     assert out.stdout.startswith("cnn-tune ")
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["train"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["run"], ["validate"], ["train"], ["resume"], ["report"], ["ui"], ["stage-data"]],
+)
 def test_help_on_every_command(command):
     out = cnn_tune(*command, "--help")
     assert out.returncode == 0
@@ -168,3 +171,16 @@ def test_train_bad_input_is_one_line_exit_2(args, word):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
     assert word in lines[0]
+
+
+def test_stage_data_decodes_once_into_the_cache(tmp_path):
+    cache = tmp_path / "cache"
+    out = cnn_tune("stage-data", "mnist5k", "--cache-dir", str(cache))
+    assert out.returncode == 0, out.stderr
+    assert "staged mnist5k: 4000 train / 500 val / 500 test images" in out.stderr
+    files = sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock"))
+    assert len(files) == 2 and files[1] == files[0] + ".sha256"
+    again = cnn_tune("stage-data", "mnist5k", "--cache-dir", str(cache))
+    assert again.returncode == 0 and "cached mnist5k" not in again.stderr  # read, not rebuilt
+    missing = cnn_tune("stage-data", "cifar10", "--data-root", str(tmp_path / "none"))
+    assert missing.returncode == 2 and "--download" in missing.stderr
