@@ -192,13 +192,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="experiment name (overrides the config's name)")
 
 
-def add_run_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "run",
-        help="run a search on a local Ray or a Ray cluster",
-        description="Validate CONFIG.yaml, start or join Ray, run the search, print its summary.",
-    )
-    add_config_arguments(p)
+def add_driver_arguments(p: argparse.ArgumentParser) -> None:
+    """What every command that drives a search takes: where Ray is, and --json."""
     p.add_argument(
         "--address",
         default=None,
@@ -207,6 +202,16 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--json", action="store_true", help="print the summary as one JSON object on stdout"
     )
+
+
+def add_run_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a search on a local Ray or a Ray cluster",
+        description="Validate CONFIG.yaml, start or join Ray, run the search, print its summary.",
+    )
+    add_config_arguments(p)
+    add_driver_arguments(p)
     exists = p.add_mutually_exclusive_group()
     exists.add_argument(
         "--resume-if-exists",
@@ -233,18 +238,11 @@ def add_resume_parser(sub: argparse._SubParsersAction) -> None:
         default="./ray_results",
         help="where the experiment folder lives (default: %(default)s)",
     )
-    p.add_argument(
-        "--address",
-        default=None,
-        help="join the Ray cluster at this address (default: $RAY_ADDRESS, else a local Ray)",
-    )
+    add_driver_arguments(p)
     p.add_argument(
         "--retry-errored",
         action="store_true",
         help="also resume trials that errored beyond max_failures, from their latest checkpoint",
-    )
-    p.add_argument(
-        "--json", action="store_true", help="print the summary as one JSON object on stdout"
     )
     p.set_defaults(func=cmd_resume)
 

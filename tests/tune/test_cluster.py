@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from tests.tune.servers import free_port
 from tests.tune.test_cli import DEMO, REPO, cnn_tune
-from tests.tune.test_mlflow_e2e import free_port
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

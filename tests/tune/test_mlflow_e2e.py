@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 from mlflow import MlflowClient
 
+from tests.tune.servers import MlflowServer, free_port, wait_http
 from tests.tune.test_cli import DEMO, REPO, cnn_tune
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -27,26 +26,6 @@ ARGS = [
 ]  # fmt: skip
 FAULT = {"CNN_TUNE_FAULT": "nan@1?activation=sigmoid"}  # sigmoid trials diverge at once
 ARTIFACTS_DIR = REPO / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(url)
 
 
 @pytest.fixture(scope="module")
@@ -215,16 +194,8 @@ def test_mlflow_ui_nests_trials_under_the_search(search):
 
 
 def test_search_against_a_real_mlflow_server(tmp_path):
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        uri = f"http://127.0.0.1:{port}"
-        wait_http(f"{uri}/health")
+    with MlflowServer(tmp_path) as server:
+        uri = server.uri
         out = cnn_tune(
             "run", str(DEMO), *ARGS, "--set", f"mlflow.tracking_uri={uri}", cwd=tmp_path, env=FAULT
         )
@@ -238,9 +209,6 @@ def test_search_against_a_real_mlflow_server(tmp_path):
         assert not (tmp_path / "mlruns.db").exists()  # nothing went to the embedded default
         files = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
         assert "plots/parallel_coordinates.png" in files
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_unreachable_tracking_server_exits_3_before_any_trial(tmp_path):

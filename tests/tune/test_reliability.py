@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from tests.tune.servers import MlflowServer
 from tests.tune.test_cli import DEMO, REPO, cnn_tune
-from tests.tune.test_mlflow_e2e import free_port, wait_http
 from tune.lock import experiment_lock
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -235,30 +235,15 @@ def test_second_driver_is_refused_while_the_first_lives(tmp_path):
 
 
 def test_tracking_server_outage_loses_and_doubles_nothing(tmp_path):
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    server_cmd = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-        "--artifacts-destination", str(tmp_path / "server-artifacts"),
-    ]  # fmt: skip
-
-    def serve() -> subprocess.Popen:
-        proc = subprocess.Popen(
-            server_cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_http(f"{uri}/health")
-        return proc
-
-    server = serve()
+    server = MlflowServer(tmp_path).start()
+    uri = server.uri
     args = grid_args("[relu, tanh]", epochs=6, images=1500)
     driver = start("run", str(DEMO), *args, "--set", f"mlflow.tracking_uri={uri}", cwd=tmp_path)
     try:
         wait_for(lambda: any(len(e) >= 1 for e in epochs_reported(tmp_path).values()))
-        os.killpg(server.pid, signal.SIGKILL)  # the server dies mid-search
-        server.wait()
+        server.stop()  # the server dies mid-search
         wait_for(lambda: sum(len(e) for e in epochs_reported(tmp_path).values()) >= 5)
-        server = serve()  # ... and comes back before the search ends
+        server.start()  # ... and comes back, same port and store, before the search ends
         stdout, stderr = driver.communicate(timeout=300)
     finally:
         driver.kill()
@@ -277,5 +262,4 @@ def test_tracking_server_outage_loses_and_doubles_nothing(tmp_path):
             assert sorted(steps) == list(range(1, reported[child.data.params["activation"]] + 1))
             assert child.info.status == "FINISHED"
     finally:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+        server.stop()

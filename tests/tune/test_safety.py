@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.tune.servers import MlflowServer
 from tests.tune.test_cli import DEMO, cnn_tune
-from tests.tune.test_mlflow_e2e import free_port, wait_http
 from tune.cli import build_parser
 
 SECRETS = {
@@ -38,30 +35,19 @@ def files_containing(root: Path, needles: list[str], skip: set[str] = frozenset(
 @pytest.mark.ray
 @pytest.mark.slow
 def test_credentials_never_leak(tmp_path):
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts")],
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health")
+    with MlflowServer(tmp_path) as server:
         work = tmp_path / "work"
         work.mkdir()
-        uri = f"http://alice:{URI_PASSWORD}@127.0.0.1:{port}"
+        uri = server.uri.replace("http://", f"http://alice:{URI_PASSWORD}@")
         settings = ["epochs=1", "search.num_samples=1", "trial.max_train_images=300",
                     f"mlflow.tracking_uri={uri}"]  # fmt: skip
         args = [a for s in settings for a in ("--set", s)]
         out = cnn_tune("run", str(DEMO), *args, "--json", cwd=work, env=SECRETS)
         assert out.returncode == 0, out.stderr[-3000:]
-    finally:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
     needles = [*SECRETS.values(), URI_PASSWORD]
     summary = json.loads(out.stdout)
-    assert summary["mlflow"]["tracking_uri"] == f"http://alice:***@127.0.0.1:{port}"
+    assert summary["mlflow"]["tracking_uri"] == server.uri.replace("http://", "http://alice:***@")
     leaked = [
         line for line in (out.stdout + out.stderr).splitlines() if any(n in line for n in needles)
     ]
