@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import re
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,8 +20,18 @@ from typing import Any
 
 import yaml
 
+from tune.checks import (
+    check_batch_size,
+    check_cluster_resources,
+    check_local_resources,
+    check_storage_path,
+    probe_address,
+    stage_data,
+)
 from tune.config import SearchConfig, dump_search_config, redact_uri
+from tune.errors import BadInput, DriverError, Locked, Unreachable
 from tune.lock import ExperimentLocked, experiment_lock, is_locked
+from tune.paths import experiment_path, is_remote
 from tune.summary import Summary, TrialRecord, summarize
 from tune.tracking import Tracker, TrackingUnreachable, make_callback, probe_tracking
 
@@ -30,39 +39,8 @@ CONFIG_FILE = "cnn_tune_config.yaml"  # the resolved search config, kept with th
 CHECKPOINTS_TO_KEEP = 2  # per trial: the latest and the one before (a torn write leaves one)
 
 
-class DriverError(Exception):
-    """A problem that stops a search before or while it starts; carries the CLI exit code."""
-
-    exit_code = 2
-
-
-class BadInput(DriverError):
-    exit_code = 2
-
-
-class Unreachable(DriverError):
-    """A service the search needs (a Ray cluster) could not be reached: retry later."""
-
-    exit_code = 3
-
-
-class Locked(DriverError):
-    """Another live process drives this experiment."""
-
-    exit_code = 4
-
-
 # What `run` does when the experiment folder already exists.
 IF_EXISTS = ("refuse", "resume", "overwrite")
-
-
-def is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def experiment_path(cfg: SearchConfig) -> str:
-    """Where Ray keeps this search's state: `<storage_path>/<name>`."""
-    return f"{cfg.storage_path.rstrip('/')}/{cfg.name}"
 
 
 def experiment_exists(cfg: SearchConfig) -> bool:
@@ -70,122 +48,6 @@ def experiment_exists(cfg: SearchConfig) -> bool:
     return os.path.exists(os.path.join(state_dir(cfg), CONFIG_FILE)) or (
         not is_remote(cfg.storage_path) and os.path.exists(experiment_path(cfg))
     )
-
-
-def check_storage_path(cfg: SearchConfig) -> None:
-    """A local storage path must exist or be creatable (not under a regular file, writable)."""
-    if is_remote(cfg.storage_path):
-        return
-    probe = cfg.storage_path
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
-        raise BadInput(
-            f"storage_path {cfg.storage_path} cannot be created: {probe} is not a writable folder"
-        )
-
-
-def check_batch_size(cfg: SearchConfig, train_images: int) -> None:
-    """Every batch size a trial can draw must fit in the training set."""
-    from tune.config import Choice, Fixed
-
-    domain = cfg.space.get("batch_size")
-    sizes = [cfg.trial.get("batch_size", 128)]
-    if isinstance(domain, Choice):
-        sizes = list(domain.values)
-    elif isinstance(domain, Fixed):
-        sizes = [domain.value]
-    cap = cfg.trial.get("max_train_images") or train_images
-    usable = min(train_images, cap)
-    too_big = [b for b in sizes if int(b) > usable]
-    if too_big:
-        raise BadInput(
-            f"batch_size {too_big[0]} is larger than the {usable} training images of "
-            f"{cfg.dataset}; allowed: <= {usable}"
-        )
-
-
-def check_local_resources(cfg: SearchConfig) -> None:
-    """On a local Ray, a trial must fit this machine, or Ray would wait for it forever."""
-    import torch
-
-    gpus = torch.cuda.device_count()
-    need_gpu = cfg.resources.gpus_per_trial
-    if need_gpu > 0 and gpus == 0:
-        raise BadInput(
-            f"resources.gpus_per_trial is {need_gpu:g} but this machine has no GPU; "
-            "allowed: 0 here, or join a GPU cluster with --address"
-        )
-    if need_gpu > gpus:
-        raise BadInput(
-            f"resources.gpus_per_trial is {need_gpu:g} but this machine has {gpus} GPU(s); "
-            f"allowed: <= {gpus}"
-        )
-    cpus = os.cpu_count() or 1
-    if cfg.resources.cpus_per_trial > cpus:
-        raise BadInput(
-            f"resources.cpus_per_trial is {cfg.resources.cpus_per_trial:g} but this machine has "
-            f"{cpus} CPU(s); allowed: <= {cpus}"
-        )
-
-
-def check_cluster_resources(cfg: SearchConfig) -> None:
-    """Joined cluster: warn when no GPU is there now (its autoscaler may still add some)."""
-    import ray
-
-    need_gpu = cfg.resources.gpus_per_trial
-    have = ray.cluster_resources().get("GPU", 0)
-    if need_gpu > 0 and have < need_gpu:
-        print(
-            f"cnn-tune: warning: the cluster has {have:g} GPU(s) now and trials need "
-            f"{need_gpu:g} each; they wait until its autoscaler adds GPU nodes (if it can)",
-            file=sys.stderr,
-        )
-
-
-def stage_data(cfg: SearchConfig) -> int:
-    """Decode (or download) the dataset once, here, before any trial: trials read the cache.
-
-    Returns:
-        The number of training images.
-
-    Raises:
-        BadInput (exit 2) when the data is missing or unreadable, before Ray starts.
-    """
-    from trainables.config import TrialConfig
-    from trainables.data import DataError, dataset_from_config
-
-    try:
-        splits = dataset_from_config(TrialConfig.from_dict(cfg.fixed_trial_config()))
-    except DataError as exc:
-        raise BadInput(str(exc)) from None
-    print(
-        f"data: {cfg.dataset} staged "
-        f"({len(splits.train_y)} train / {len(splits.val_y)} val images)",
-        file=sys.stderr,
-    )
-    return len(splits.train_y)
-
-
-PROBE_TIMEOUT_S = 5.0  # seconds to wait for a TCP connection to a cluster's head
-
-
-def probe_address(address: str) -> None:
-    """Fail fast (exit 3) when nothing listens at a cluster address.
-
-    `ray.init` would retry an unreachable GCS for minutes; a scheduled job should rather
-    exit 3 at once and retry later. `auto` (find a cluster on this node) is left to Ray.
-    """
-    if address in ("auto", "local"):
-        return
-    host_port = address.split("://", 1)[-1]
-    host, sep, port = host_port.rpartition(":")
-    if not sep or not port.isdigit():
-        raise BadInput(f"--address {address!r} is not HOST:PORT or ray://HOST:PORT")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
-    except OSError as exc:
-        raise Unreachable(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
 
 
 def start_ray(address: str | None) -> None:

@@ -1,0 +1,130 @@
+"""Checks that run before a search creates anything: storage, resources, data, cluster.
+
+Each raises `BadInput` (exit 2) or `Unreachable` (exit 3) with one line that names the problem,
+so bad input never leaves a half-made experiment behind.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+from tune.config import SearchConfig
+from tune.errors import BadInput, Unreachable
+from tune.paths import is_remote
+
+PROBE_TIMEOUT_S = 5.0  # seconds to wait for a TCP connection to a cluster's head
+
+
+def check_storage_path(cfg: SearchConfig) -> None:
+    """A local storage path must exist or be creatable (not under a regular file, writable)."""
+    if is_remote(cfg.storage_path):
+        return
+    probe = cfg.storage_path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
+        raise BadInput(
+            f"storage_path {cfg.storage_path} cannot be created: {probe} is not a writable folder"
+        )
+
+
+def check_batch_size(cfg: SearchConfig, train_images: int) -> None:
+    """Every batch size a trial can draw must fit in the training set."""
+    from tune.config import Choice, Fixed
+
+    domain = cfg.space.get("batch_size")
+    sizes = [cfg.trial.get("batch_size", 128)]
+    if isinstance(domain, Choice):
+        sizes = list(domain.values)
+    elif isinstance(domain, Fixed):
+        sizes = [domain.value]
+    cap = cfg.trial.get("max_train_images") or train_images
+    usable = min(train_images, cap)
+    too_big = [b for b in sizes if int(b) > usable]
+    if too_big:
+        raise BadInput(
+            f"batch_size {too_big[0]} is larger than the {usable} training images of "
+            f"{cfg.dataset}; allowed: <= {usable}"
+        )
+
+
+def check_local_resources(cfg: SearchConfig) -> None:
+    """On a local Ray, a trial must fit this machine, or Ray would wait for it forever."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    need_gpu = cfg.resources.gpus_per_trial
+    if need_gpu > 0 and gpus == 0:
+        raise BadInput(
+            f"resources.gpus_per_trial is {need_gpu:g} but this machine has no GPU; "
+            "allowed: 0 here, or join a GPU cluster with --address"
+        )
+    if need_gpu > gpus:
+        raise BadInput(
+            f"resources.gpus_per_trial is {need_gpu:g} but this machine has {gpus} GPU(s); "
+            f"allowed: <= {gpus}"
+        )
+    cpus = os.cpu_count() or 1
+    if cfg.resources.cpus_per_trial > cpus:
+        raise BadInput(
+            f"resources.cpus_per_trial is {cfg.resources.cpus_per_trial:g} but this machine has "
+            f"{cpus} CPU(s); allowed: <= {cpus}"
+        )
+
+
+def check_cluster_resources(cfg: SearchConfig) -> None:
+    """Joined cluster: warn when no GPU is there now (its autoscaler may still add some)."""
+    import ray
+
+    need_gpu = cfg.resources.gpus_per_trial
+    have = ray.cluster_resources().get("GPU", 0)
+    if need_gpu > 0 and have < need_gpu:
+        print(
+            f"cnn-tune: warning: the cluster has {have:g} GPU(s) now and trials need "
+            f"{need_gpu:g} each; they wait until its autoscaler adds GPU nodes (if it can)",
+            file=sys.stderr,
+        )
+
+
+def stage_data(cfg: SearchConfig) -> int:
+    """Decode (or download) the dataset once, here, before any trial: trials read the cache.
+
+    Returns:
+        The number of training images.
+
+    Raises:
+        BadInput (exit 2) when the data is missing or unreadable, before Ray starts.
+    """
+    from trainables.config import TrialConfig
+    from trainables.data import DataError, dataset_from_config
+
+    try:
+        splits = dataset_from_config(TrialConfig.from_dict(cfg.fixed_trial_config()))
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
+    print(
+        f"data: {cfg.dataset} staged "
+        f"({len(splits.train_y)} train / {len(splits.val_y)} val images)",
+        file=sys.stderr,
+    )
+    return len(splits.train_y)
+
+
+def probe_address(address: str) -> None:
+    """Fail fast (exit 3) when nothing listens at a cluster address.
+
+    `ray.init` would retry an unreachable GCS for minutes; a scheduled job should rather
+    exit 3 at once and retry later. `auto` (find a cluster on this node) is left to Ray.
+    """
+    if address in ("auto", "local"):
+        return
+    host_port = address.split("://", 1)[-1]
+    host, sep, port = host_port.rpartition(":")
+    if not sep or not port.isdigit():
+        raise BadInput(f"--address {address!r} is not HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise Unreachable(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
