@@ -76,6 +76,11 @@ def machine() -> str:
     )
 
 
+def command(script: str, argv: Sequence[str] | None) -> str:
+    """How the script was called (`argv` None: this process's), for the output's header."""
+    return " ".join([f"bench/{script}", *(sys.argv[1:] if argv is None else argv)])
+
+
 def load() -> str:
     """The 1/5/15-minute load averages, as `uptime` prints them."""
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())

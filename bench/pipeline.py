@@ -25,12 +25,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any folder
 from bench.common import (  # noqa: E402
+    command,
     load,
     machine,
     out_dir,
@@ -55,7 +57,12 @@ VAL_FRACTION = 0.1  # 5,000 of CIFAR-10's 50,000 training images held out
 TUTORIAL_LR = 1e-3  # Adam's default, what the tutorial style uses at a constant rate
 TUTORIAL_WORKERS = 2  # DataLoader worker processes, as in the tutorial
 TUTORIAL_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the PyTorch tutorial's Normalize
-PROBE_IMAGES = 2560  # budget mode: one short epoch of ours to measure its speed (20 steps)
+# Threads of each training process: torch's default (one per core) unless --threads. On a
+# shared 2-core machine two threads swung our LeNet from 768 to 11,060 images/s between
+# back-to-back runs (one thread: a steady 6,200-7,600); `--threads 1` is what a Ray trial with
+# cpus_per_trial 1 gets (OMP_NUM_THREADS=1). The tutorial's 2 loader workers come on top.
+THREADS = None
+PROBE_IMAGES = 2560  # budget mode: two short epochs of ours measure its speed (20 steps each)
 BUDGET_SAFETY = 0.92  # budget mode: plan epochs for this share of the time left (load varies)
 
 # ---------------------------------------------------------------------------------------------
@@ -104,12 +111,17 @@ class Data:
         )
         self.decode_seconds = time.perf_counter() - t0
         self.folder = ImageFolder(root / "train")
-        # load_dataset's held-out draw, applied to file indices: the tutorial sees the same images.
+        # load_dataset's held-out draw, applied to file indices: the tutorial sees the same images
+        # (checked on three of them, pixel for pixel).
         idx = torch.arange(len(self.folder.samples))
         self.train_idx, _, self.val_idx, _ = _split_val(idx, idx, VAL_FRACTION, "imagefolder")
-        targets = torch.as_tensor(self.folder.targets)
-        if not torch.equal(targets[self.train_idx], self.splits.train_y):
-            raise SystemExit("tutorial and tensor splits disagree; did load_dataset change?")
+        for k in (0, len(self.train_idx) // 2, len(self.train_idx) - 1):
+            image, label = self.folder[int(self.train_idx[k])]  # PIL image (H, W, C)
+            same = torch.equal(
+                torch.from_numpy(np.array(image)), self.splits.train_x[k].permute(1, 2, 0)
+            )
+            if not same or label != self.splits.train_y[k]:
+                raise SystemExit("tutorial and tensor splits disagree; did load_dataset change?")
 
     def subset(self, images: int | None, val_images: int | None = None) -> tuple[Splits, list[int]]:
         """A fixed random slice of the training images: our splits and the tutorial's indices.
@@ -256,10 +268,11 @@ def budget(data: Data, images: int | None, seconds: float) -> None:
     say(f"  tutorial: {tutorial_acc:.4f} after {spent:.1f} s ({seen / n:.2f} epochs)")
 
     # Ours: the default config. The one-cycle schedule must end inside the budget, so a short
-    # probe epoch (counted in the budget) measures the speed and sets the number of epochs.
+    # probe (counted in the budget) measures the speed and sets the number of epochs. Its
+    # second epoch is timed: the first pays one-off warm-up (allocations, kernel selection).
     start = time.perf_counter()
     deadline = start + seconds
-    probe = train(ours_config(1, "crop", max_train_images=PROBE_IMAGES), splits=splits).last
+    probe = train(ours_config(2, "crop", max_train_images=PROBE_IMAGES), splits=splits).last
     train_s = n / probe["images_per_s"]
     eval_s = probe["epoch_seconds"] - probe["train_images"] / probe["images_per_s"]
     left = deadline - time.perf_counter()
@@ -315,8 +328,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--images", type=int, help=f"training images (default: {CPU_IMAGES:,} on CPU, all on GPU)"
     )
     parser.add_argument("--epochs", type=int, default=2, help="epochs per throughput run")
+    parser.add_argument("--threads", type=int, default=THREADS, help="torch threads per process")
     args = parser.parse_args(argv)
-    for key in ("budget", "images", "epochs"):
+    for key in ("budget", "images", "epochs", "threads"):
         value = getattr(args, key)
         if value is not None and value <= 0:
             parser.error(f"--{key} must be > 0, got {value:g}")
@@ -325,8 +339,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(f"machine: {machine()}")
-    print(f"command: bench/pipeline.py {' '.join(sys.argv[1:] if argv is None else argv)}\n")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    print(f"machine: {machine()}; {torch.get_num_threads()} torch threads")
+    print(f"command: {command('pipeline.py', argv)}\n")
     with out_dir(args.out) as out:
         root = Path(args.data_root).resolve() if args.data_root else unpack_cifar(out / "cifar10")
         data = Data(root, out / "cache")

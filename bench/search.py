@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any folder
-from bench.common import REPO, load, machine, out_dir, result, say, table  # noqa: E402
+from bench.common import REPO, command, load, machine, out_dir, result, say, table  # noqa: E402
 
 CONFIG = REPO / "configs" / "demo.yaml"
 NAME = "bench-search"
@@ -94,12 +94,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(f"machine: {machine()}")
-    print(f"command: bench/search.py {' '.join(sys.argv[1:] if argv is None else argv)}\n")
+    print(f"command: {command('search.py', argv)}\n")
     with out_dir(args.out) as folder:
-        command = search_command(folder, args.trials, args.epochs, args.scheduler)
-        say("running: " + " ".join(command))
+        driver = search_command(folder, args.trials, args.epochs, args.scheduler)
+        say("running: " + " ".join(driver))
         start = time.perf_counter()
-        done = subprocess.run(command, cwd=folder, stdout=subprocess.PIPE, text=True)
+        done = subprocess.run(driver, cwd=folder, stdout=subprocess.PIPE, text=True)
         wall = time.perf_counter() - start
         if done.returncode != 0:
             say(done.stdout)

@@ -1,0 +1,41 @@
+import math
+
+import pytest
+
+from bench import pipeline
+from bench.common import parse_results
+
+
+def test_arguments_are_checked():
+    assert pipeline.parse_args([]).budget is None
+    assert pipeline.parse_args(["--budget", "200"]).budget == 200
+    with pytest.raises(SystemExit):
+        pipeline.parse_args(["--epochs", "0"])
+
+
+def test_lenet_is_the_tutorials_net():
+    import torch
+
+    model = pipeline.LeNet()
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(convs) == 2 and len(linears) == 3
+
+
+def test_throughput_mode_prints_both_speedups(tiny_folder, tmp_path, capsys):
+    argv = ["--data-root", str(tiny_folder), "--out", str(tmp_path), "--images", "64"]
+    assert pipeline.main([*argv, "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    results = parse_results(out)
+    assert set(results) == {"lenet_speedup", "default_speedup"}
+    assert all(math.isfinite(v) and v > 0 for v in results.values())
+    assert out.count("| lenet ") == 4 + 1  # 2 runs x 2 pipelines, and the summary row
+
+
+def test_budget_mode_reports_two_accuracies(tiny_folder, tmp_path, capsys):
+    argv = ["--data-root", str(tiny_folder), "--out", str(tmp_path), "--budget", "2"]
+    assert pipeline.main(argv) == 0
+    results = parse_results(capsys.readouterr().out)
+    assert set(results) == {"tutorial_budget_acc", "budget_acc"}
+    assert all(0.0 <= v <= 1.0 for v in results.values())

@@ -1,0 +1,41 @@
+import json
+
+import pytest
+
+from bench import search
+
+
+def write_trial(folder, epoch_seconds, total):
+    folder.mkdir(parents=True)
+    rows = [{"epoch": i + 1, "epoch_seconds": s} for i, s in enumerate(epoch_seconds)]
+    rows[-1]["time_total_s"] = total
+    (folder / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_trial_times_come_from_every_result_json(tmp_path):
+    write_trial(tmp_path / "trial_a", [1.0, 2.0], 4.5)
+    write_trial(tmp_path / "trial_b", [3.0], 3.5)
+    (tmp_path / "experiment_state.json").write_text("{}")
+    assert search.trial_times(tmp_path) == {"trial_a": (3.0, 4.5), "trial_b": (3.0, 3.5)}
+
+
+def test_overhead_ratio_is_wall_over_ideal():
+    # 60 s of trial compute on 2 slots cannot take less than 30 s.
+    assert search.overhead_ratio(wall=45.0, compute=60.0, slots=2) == pytest.approx(1.5)
+
+
+def test_the_search_writes_only_under_its_folder(tmp_path):
+    command = search.search_command(tmp_path, trials=16, epochs=4, scheduler="fifo")
+    assert command[1:3] == ["run", str(search.CONFIG)] and "--json" in command
+    sets = dict(command[i + 1].split("=", 1) for i, a in enumerate(command) if a == "--set")
+    assert sets["search.num_samples"] == "16"
+    for key in ("storage_path", "cache_dir"):
+        assert sets[key].startswith(str(tmp_path))
+    assert sets["mlflow.tracking_uri"] == f"sqlite:///{tmp_path / 'mlruns.db'}"
+
+
+def test_arguments_are_checked():
+    args = search.parse_args([])
+    assert (args.trials, args.epochs, args.scheduler) == (16, 4, "fifo")
+    with pytest.raises(SystemExit):
+        search.parse_args(["--trials", "0"])
