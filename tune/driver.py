@@ -424,7 +424,9 @@ def drive_locked(
                 file=sys.stderr,
             )
         elif tracker.runs is not None and tracker.runs.finished and not outcome.ran_anything:
-            pass  # a finished search resumed: its artifacts are already logged
+            # A finished search resumed: its artifacts are logged; only close the parent run,
+            # which reattaching reopened.
+            tracker.finish_search({}, "FINISHED" if summary.exit_code == 0 else "FAILED")
         else:
             finish_tracking(tracker, cfg, summary, outcome)
     summary.mlflow = tracker.info()
