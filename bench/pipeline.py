@@ -24,6 +24,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,6 +65,7 @@ TUTORIAL_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the PyTorch tutorial's
 THREADS = None
 PROBE_IMAGES = 2560  # budget mode: two short epochs of ours measure its speed (20 steps each)
 BUDGET_SAFETY = 0.92  # budget mode: plan epochs for this share of the time left (load varies)
+BUDGET_AUGMENT = "crop"  # budget mode: TrialConfig's default policy
 
 # ---------------------------------------------------------------------------------------------
 # Models
@@ -254,6 +256,53 @@ class BudgetSpent(Exception):
     """Raised from `on_epoch` to stop our loop once an epoch ends past the deadline."""
 
 
+def budget_ours(
+    splits: Splits, seconds: float, **values: Any
+) -> tuple[float, float, int, list[dict[str, Any]]]:
+    """Our default config (`values` override it) trained for `seconds`.
+
+    The one-cycle schedule must end inside the budget, so a short probe (counted in the
+    budget) measures the speed and sets the number of epochs. Its second epoch is timed: the
+    first pays one-off warm-up (allocations, kernel selection).
+
+    Returns:
+        (val_acc of the last epoch inside the budget, its elapsed seconds, planned epochs,
+        every epoch's metrics with "elapsed").
+    """
+    n = len(splits.train_y)
+    start = time.perf_counter()
+    deadline = start + seconds
+    probe_cfg = ours_config(2, BUDGET_AUGMENT, max_train_images=PROBE_IMAGES, **values)
+    probe = train(probe_cfg, splits=splits).last
+    train_s = n / probe["images_per_s"]
+    eval_s = probe["epoch_seconds"] - probe["train_images"] / probe["images_per_s"]
+    left = deadline - time.perf_counter()
+    epochs = max(1, int(BUDGET_SAFETY * left / (train_s + eval_s)))
+    say(f"  ours: probe {time.perf_counter() - start:.1f} s; planning {epochs} epochs")
+    history: list[dict[str, Any]] = []
+
+    def stop_at_deadline(metrics: dict, _snapshot) -> None:
+        metrics["elapsed"] = time.perf_counter() - start
+        history.append(metrics)
+        say(
+            f"    epoch {metrics['epoch']}: val_acc {metrics['val_acc']:.4f} at "
+            f"{metrics['elapsed']:.1f} s (load {load()})"
+        )
+        if time.perf_counter() >= deadline:
+            raise BudgetSpent
+
+    try:
+        train(
+            ours_config(epochs, BUDGET_AUGMENT, **values), splits=splits, on_epoch=stop_at_deadline
+        )
+    except BudgetSpent:
+        pass
+    within = [m for m in history if m["elapsed"] <= seconds]
+    if not within:
+        return 0.0, 0.0, epochs, history
+    return within[-1]["val_acc"], within[-1]["elapsed"], epochs, history
+
+
 def budget(data: Data, images: int | None, seconds: float) -> None:
     splits, indices = data.subset(images)
     n, classes = len(indices), len(splits.classes)
@@ -267,38 +316,8 @@ def budget(data: Data, images: int | None, seconds: float) -> None:
     tutorial_acc = tutorial_accuracy(lenet, tutorial_loader(data, data.val_idx.tolist(), False))
     say(f"  tutorial: {tutorial_acc:.4f} after {spent:.1f} s ({seen / n:.2f} epochs)")
 
-    # Ours: the default config. The one-cycle schedule must end inside the budget, so a short
-    # probe (counted in the budget) measures the speed and sets the number of epochs. Its
-    # second epoch is timed: the first pays one-off warm-up (allocations, kernel selection).
-    start = time.perf_counter()
-    deadline = start + seconds
-    probe = train(ours_config(2, "crop", max_train_images=PROBE_IMAGES), splits=splits).last
-    train_s = n / probe["images_per_s"]
-    eval_s = probe["epoch_seconds"] - probe["train_images"] / probe["images_per_s"]
-    left = deadline - time.perf_counter()
-    epochs = max(1, int(BUDGET_SAFETY * left / (train_s + eval_s)))
-    say(f"  ours: probe {time.perf_counter() - start:.1f} s; planning {epochs} epochs")
-    history = []
-
-    def stop_at_deadline(metrics: dict, _snapshot) -> None:
-        metrics["elapsed"] = time.perf_counter() - start
-        history.append(metrics)
-        say(
-            f"    epoch {metrics['epoch']}: val_acc {metrics['val_acc']:.4f} at "
-            f"{metrics['elapsed']:.1f} s (load {load()})"
-        )
-        if time.perf_counter() >= deadline:
-            raise BudgetSpent
-
-    cfg = ours_config(epochs, "crop")  # TrialConfig's default augmentation
-    try:
-        train(cfg, on_epoch=stop_at_deadline, splits=splits)
-    except BudgetSpent:
-        pass
+    ours_acc, ours_s, epochs, history = budget_ours(splits, seconds)
     within = [m for m in history if m["elapsed"] <= seconds]
-    ours_acc = within[-1]["val_acc"] if within else 0.0
-    ours_s = within[-1]["elapsed"] if within else 0.0
-
     rows = [
         ["tutorial (LeNet, Adam 1e-3, DataLoader)", spent, seen / n, tutorial_acc],
         [f"ours (default config, one-cycle over {epochs} epochs)", ours_s, len(within), ours_acc],

@@ -1,8 +1,9 @@
-"""End-of-search artifacts: curves for every trial, the best trial's confusion matrices and
-model, and the search's comparison plots and CSV on the parent run.
+"""Artifacts: curves for every trial, the best trial's confusion matrices and model, and the
+search's comparison plots and CSV on the parent run.
 
-Made once, when the search ends, from Ray's complete per-trial histories (which survive a
-driver restart), so a resumed search still gets every curve.
+A trial's curves are logged when it ends, from the epochs this driver saw, so the end of the
+search need not draw them all at once. The end of the search logs the curves still missing from
+Ray's complete histories (which survive a driver restart): a resumed search gets every curve.
 """
 
 from __future__ import annotations
@@ -29,17 +30,24 @@ PREVIEW_IMAGES = 8  # training images per row of the augmentation preview
 EXAMPLE_IMAGES = 2  # images in the logged model's input example
 
 
-def log_trial_curves(tracker: Tracker, histories: dict[str, list[dict[str, Any]]]) -> None:
-    """Each child run gets its learning curves (loss and accuracy per epoch)."""
+def log_trial_curve(tracker: Tracker, trial_id: str, history: list[dict[str, Any]]) -> None:
+    """One child run's learning curves (loss and accuracy per epoch)."""
     assert tracker.runs is not None
+    if trial_id not in tracker.runs.trials or not history:
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        for trial_id, history in histories.items():
-            if trial_id not in tracker.runs.trials or not history:
-                continue
-            path = plot_learning_curves(
-                history, os.path.join(tmp, "learning_curves.png"), f"trial {trial_id}"
-            )
-            tracker.log_artifacts(tracker.run_id(trial_id), [path], "plots")
+        path = plot_learning_curves(
+            history, os.path.join(tmp, "learning_curves.png"), f"trial {trial_id}"
+        )
+        tracker.log_artifacts(tracker.run_id(trial_id), [path], "plots")
+    tracker.curves_logged.add(trial_id)
+
+
+def log_trial_curves(tracker: Tracker, histories: dict[str, list[dict[str, Any]]]) -> None:
+    """Curves for every trial whose curves were not logged when it ended."""
+    for trial_id, history in histories.items():
+        if trial_id not in tracker.curves_logged:
+            log_trial_curve(tracker, trial_id, history)
 
 
 def log_best_model(

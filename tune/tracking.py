@@ -158,7 +158,8 @@ class Tracker:
         self.runs: RunMap | None = None
         self.outbox: Outbox | None = None
         self.seconds = 0.0  # MLflow calls while trials run: runs, params, metrics, statuses
-        self.artifact_seconds = 0.0  # end-of-search plots and the best model
+        self.artifact_seconds = 0.0  # plots and the best model
+        self.curves_logged: set[str] = set()  # trials whose learning curves are logged
 
     # ------------------------------------------------------------------ parent run
 
@@ -392,12 +393,13 @@ def make_callback(tracker: Tracker, epochs: int, time_budget_s: float | None):
             self.time_budget_s = time_budget_s
             self.start = time.monotonic()
             self.last: dict[str, dict[str, Any]] = {}
+            self.epochs_seen: dict[str, dict[int, dict[str, Any]]] = {}  # trial -> epoch -> result
 
         def __getstate__(self) -> dict[str, Any]:
             # Ray pickles the RunConfig (callbacks included) into the experiment folder; the
             # tracker holds the tracking URI, which may carry credentials. A restore gets a
             # fresh callback from its driver, so the tracker need not be saved.
-            return {**self.__dict__, "tracker": None, "last": {}}
+            return {**self.__dict__, "tracker": None, "last": {}, "epochs_seen": {}}
 
         def _safe(self, what: str, method: str, *args: Any) -> None:
             # Tracking must never stop a search: a failed write is reported, training goes on.
@@ -413,6 +415,8 @@ def make_callback(tracker: Tracker, epochs: int, time_budget_s: float | None):
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             self.last[trial.trial_id] = result
+            if isinstance(result.get("epoch"), int):  # a re-run epoch replaces the first
+                self.epochs_seen.setdefault(trial.trial_id, {})[result["epoch"]] = result
             self._safe("metric logging", "trial_result", trial.trial_id, result)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -423,9 +427,24 @@ def make_callback(tracker: Tracker, epochs: int, time_budget_s: float | None):
             last = self.last.get(trial.trial_id) or getattr(trial, "last_result", None) or {}
             reason = stop_reason(last, self.epochs, budget_hit)
             self._safe("run end", "trial_ended", trial.trial_id, reason)
+            self._log_curve(trial.trial_id)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             # The error's text is filled in at the end from Ray's results (record_error).
             self._safe("run end", "trial_ended", trial.trial_id, "error")
+            self._log_curve(trial.trial_id)
+
+        def _log_curve(self, trial_id: str) -> None:
+            """Draw the curves now, while the driver waits on other trials, when this driver
+            saw every epoch; else the end of the search draws them from Ray's history."""
+            seen = self.epochs_seen.pop(trial_id, {})
+            if self.tracker is None or not seen or sorted(seen) != list(range(1, max(seen) + 1)):
+                return
+            from tune.artifacts import log_trial_curve  # artifacts imports this module
+
+            try:
+                log_trial_curve(self.tracker, trial_id, [seen[e] for e in sorted(seen)])
+            except Exception as exc:  # the end of the search tries again
+                print(f"cnn-tune: warning: learning curves failed: {exc}", file=sys.stderr)
 
     return MlflowTrialCallback(tracker, epochs, time_budget_s)

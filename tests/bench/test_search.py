@@ -36,6 +36,6 @@ def test_the_search_writes_only_under_its_folder(tmp_path):
 
 def test_arguments_are_checked():
     args = search.parse_args([])
-    assert (args.trials, args.epochs, args.scheduler) == (16, 4, "fifo")
+    assert (args.trials, args.epochs, args.scheduler) == (16, 12, "fifo")
     with pytest.raises(SystemExit):
         search.parse_args(["--trials", "0"])

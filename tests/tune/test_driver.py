@@ -47,6 +47,13 @@ def test_demo_search_end_to_end(tmp_path):
     assert best["val_acc"] == max(r["val_acc"] for r in finished)
     assert best["config"]["max_train_images"] == 600 and best["config"]["epochs"] == 2
 
+    # 4 trials on 2 slots: the last two run in the worker processes of the first two
+    # (reuse_actors), not in new ones. Ray stamps every result with its process id.
+    experiment = tmp_path / "ray_results" / "demo-mnist5k"
+    pids = {json.loads(line)["pid"] for path in experiment.glob("*/result.json")
+            for line in path.read_text().splitlines() if line.strip()}  # fmt: skip
+    assert 1 <= len(pids) < 4
+
     # Progress and the summary table went to stderr; the config is kept with the experiment.
     assert "epoch 1/2" in out.stderr
     assert "best " in out.stderr
