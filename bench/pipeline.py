@@ -6,9 +6,11 @@ torchvision dataset through a DataLoader with 2 workers and per-sample PIL trans
 index and augments whole batches as tensor ops. Both train the same model with Adam at the same
 batch size for the same epochs, interleaved (tutorial, ours, tutorial, ours) so that a change in
 the machine's load hits both alike; for two models, the tutorial's LeNet (2 conv + 3 linear) and
-our default CNN (`TrialConfig()`: width 32, 3 stages).
+our default CNN (`TrialConfig()`: width 32, 3 stages). The tutorial computes in float32; ours in
+bf16 autocast where the hardware runs it natively (CUDA, CPUs with AMX), as every trial does:
+`--precision fp32` makes ours float32 too.
 
-    python bench/pipeline.py [--data-root DIR] [--images 10000] [--epochs 2]
+    python bench/pipeline.py [--data-root DIR] [--images 10000] [--epochs 2] [--precision P]
     python bench/pipeline.py --budget 200     # validation accuracy after 200 s of training
 
 `DIR` holds train/<class>/*.jpg; without it the CIFAR-10 JPEGs in ../shared/data are unpacked
@@ -42,7 +44,7 @@ from bench.common import (  # noqa: E402
     table,
     unpack_cifar,
 )
-from trainables.config import TrialConfig  # noqa: E402
+from trainables.config import PRECISIONS, TrialConfig  # noqa: E402
 from trainables.data import Splits, _split_val, load_dataset  # noqa: E402
 from trainables.loop import choose_device, train  # noqa: E402
 from trainables.model import make_model  # noqa: E402
@@ -203,9 +205,11 @@ def ours_config(epochs: int, augment: str = "flip-crop", **values) -> TrialConfi
     return TrialConfig.from_dict({**base, "augment": augment, **values})
 
 
-def run_ours(model: nn.Module, splits: Splits, epochs: int) -> tuple[int, float]:
+def run_ours(
+    model: nn.Module, splits: Splits, epochs: int, precision: str = "auto"
+) -> tuple[int, float]:
     """Train with our loop: (images seen, training seconds without the per-epoch evaluation)."""
-    history = train(ours_config(epochs), splits=splits, model=model).history
+    history = train(ours_config(epochs, precision=precision), splits=splits, model=model).history
     seen = sum(m["train_images"] for m in history)
     return seen, sum(m["train_images"] / m["images_per_s"] for m in history)
 
@@ -215,7 +219,7 @@ def run_ours(model: nn.Module, splits: Splits, epochs: int) -> tuple[int, float]
 # ---------------------------------------------------------------------------------------------
 
 
-def throughput(data: Data, images: int | None, epochs: int) -> None:
+def throughput(data: Data, images: int | None, epochs: int, precision: str = "auto") -> None:
     # Ours evaluates after every epoch; 1,000 val images keep that short (it is not timed).
     splits, indices = data.subset(images, val_images=1000)
     loader = tutorial_loader(data, indices, train=True)
@@ -231,7 +235,7 @@ def throughput(data: Data, images: int | None, epochs: int) -> None:
                 if pipeline == "tutorial":
                     seen, seconds = run_tutorial(model, loader, epochs)
                 else:
-                    seen, seconds = run_ours(model, splits, epochs)
+                    seen, seconds = run_ours(model, splits, epochs, precision)
                 speeds[pipeline].append(seen / seconds)
                 rows.append([name, pipeline, rep, seen, seconds, seconds / epochs, seen / seconds])
                 say(f"  {name} {pipeline} #{rep}: {seen / seconds:,.0f} images/s (load {load()})")
@@ -303,7 +307,7 @@ def budget_ours(
     return within[-1]["val_acc"], within[-1]["elapsed"], epochs, history
 
 
-def budget(data: Data, images: int | None, seconds: float) -> None:
+def budget(data: Data, images: int | None, seconds: float, precision: str = "auto") -> None:
     splits, indices = data.subset(images)
     n, classes = len(indices), len(splits.classes)
     say(f"budget: {seconds:g} s of training on {n:,} images, validation on {len(data.val_idx):,}")
@@ -316,7 +320,7 @@ def budget(data: Data, images: int | None, seconds: float) -> None:
     tutorial_acc = tutorial_accuracy(lenet, tutorial_loader(data, data.val_idx.tolist(), False))
     say(f"  tutorial: {tutorial_acc:.4f} after {spent:.1f} s ({seen / n:.2f} epochs)")
 
-    ours_acc, ours_s, epochs, history = budget_ours(splits, seconds)
+    ours_acc, ours_s, epochs, history = budget_ours(splits, seconds, precision=precision)
     within = [m for m in history if m["elapsed"] <= seconds]
     rows = [
         ["tutorial (LeNet, Adam 1e-3, DataLoader)", spent, seen / n, tutorial_acc],
@@ -348,6 +352,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--epochs", type=int, default=2, help="epochs per throughput run")
     parser.add_argument("--threads", type=int, default=THREADS, help="torch threads per process")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="ours: TrialConfig.precision (auto: bf16 on CUDA and on CPUs with native bf16)",
+    )
     args = parser.parse_args(argv)
     for key in ("budget", "images", "epochs", "threads"):
         value = getattr(args, key)
@@ -366,10 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(args.data_root).resolve() if args.data_root else unpack_cifar(out / "cifar10")
         data = Data(root, out / "cache")
         if args.budget is not None:
-            budget(data, args.images, args.budget)
+            budget(data, args.images, args.budget, args.precision)
         else:
             on_cpu = choose_device("auto").type == "cpu"
-            throughput(data, args.images or (CPU_IMAGES if on_cpu else None), args.epochs)
+            images = args.images or (CPU_IMAGES if on_cpu else None)
+            throughput(data, images, args.epochs, args.precision)
     print(f"\nload average at the end: {load()}")
     return 0
 

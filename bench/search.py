@@ -11,9 +11,11 @@ where slots = CPUs / cpus_per_trial. 1.0 means no time outside training epochs: 
 no trial process start, no data loading, no reporting or checkpointing, no idle slot. Ray's own
 scalability tests hold Tune to about 1.2.
 
-A search also pays a fixed ~10-15 s that does not grow with it: Python and Ray start, a new
-MLflow store's tables, the best model's upload and the search's plots. With the demo's 4-epoch
-trials (4 s each) that fixed part is a third of the wall time; `--epochs 4` shows it.
+A search also pays a fixed ~15-20 s that does not grow with it: Python and Ray start, a new
+MLflow store's tables, the best model's upload and the search's plots, Ray's stop. The same
+ratio over the trials' span (first trial's start to last trial's end) leaves that out: it is
+Tune's own scheduling overhead, what Ray's scalability tests time. With the demo's 4-epoch
+trials (3 s each) the fixed part is a third of the wall time; `--epochs 4` shows it.
 
     python bench/search.py [--trials 16] [--epochs 12] [--scheduler fifo] [--out DIR]
 """
@@ -27,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any folder
@@ -64,17 +67,30 @@ def search_command(folder: Path, trials: int, epochs: int, scheduler: str) -> li
     return command
 
 
-def trial_times(experiment: Path) -> dict[str, tuple[float, float]]:
-    """Per trial, from its result.json: (sum of epoch_seconds, Ray's time_total_s at the end).
+@dataclass
+class TrialTimes:
+    """One trial's times from its result.json (Ray's timestamps are whole seconds)."""
 
-    time_total_s also counts what a trial does outside its epochs: loading the cached data,
-    building the model, saving checkpoints.
-    """
+    epochs: float  # sum of epoch_seconds: training and evaluation
+    total: float  # Ray's time_total_s at the end: also data loading, model, checkpoints
+    start: float  # unix time the trial started: first timestamp - its time_this_iter_s
+    end: float  # unix time of its last report
+
+
+def trial_times(experiment: Path) -> dict[str, TrialTimes]:
+    """Per trial folder under `experiment`, its times."""
     times = {}
     for path in sorted(experiment.glob("*/result.json")):
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        epochs = sum(row.get("epoch_seconds", 0.0) for row in rows)
-        times[path.parent.name] = (epochs, rows[-1].get("time_total_s", 0.0) if rows else 0.0)
+        if not rows:
+            continue
+        first, last = rows[0], rows[-1]
+        times[path.parent.name] = TrialTimes(
+            epochs=sum(row.get("epoch_seconds", 0.0) for row in rows),
+            total=last.get("time_total_s", 0.0),
+            start=first.get("timestamp", 0) - first.get("time_this_iter_s", 0.0),
+            end=last.get("timestamp", 0),
+        )
     return times
 
 
@@ -112,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = json.loads(done.stdout)
         times = trial_times(Path(summary["experiment_path"]))
     slots = (os.cpu_count() or 1) / CPUS_PER_TRIAL
-    total = sum(epochs for epochs, _ in times.values())
-    in_trials = sum(trial for _, trial in times.values())
+    total = sum(t.epochs for t in times.values())
+    in_trials = sum(t.total for t in times.values())
+    span = max(t.end for t in times.values()) - min(t.start for t in times.values())
     ideal = total / slots
     driver_wall = summary["wall_seconds"]
     counts = summary["trials"]
@@ -128,9 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         ["trial time outside epochs, sum (s): data, model, checkpoints", in_trials - total],
         ["ideal wall = compute / slots (s)", ideal],
         ["wall, whole command (s)", wall],
-        ["wall, driver's Tuner.fit and tracking (s)", driver_wall],
+        ["wall, driver's Ray start, Tuner.fit and Ray stop (s)", driver_wall],
+        ["first trial's start to last trial's end (s, +-1)", span],
+        ["fixed cost: whole command - trials' span (s)", wall - span],
         ["overhead ratio, whole command", overhead_ratio(wall, total, slots)],
         ["overhead ratio, driver's wall", overhead_ratio(driver_wall, total, slots)],
+        ["overhead ratio, trials' span (Tune's scheduling)", overhead_ratio(span, total, slots)],
         ["trials per hour", 3600 * len(times) / wall],
         ["MLflow logging share of the driver's wall", summary["mlflow"].get("logging_share")],
         ["best val_acc", summary["best"].get("val_acc")],
@@ -138,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(["", "value"], rows))
     print(f"\nload average at the end: {load()}")
     result("overhead_ratio", overhead_ratio(wall, total, slots))
+    result("overhead_ratio_trials", overhead_ratio(span, total, slots))
     result("trials_per_hour", 3600 * len(times) / wall)
     return 0
 

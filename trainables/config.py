@@ -16,6 +16,7 @@ class ConfigError(ValueError):
 # The open sets (datasets, augmentations, activations) live in their registries.
 LR_SCHEDULES = ("constant", "onecycle", "linear")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 IMAGE_MODES = ("RGB", "L")
 
 
@@ -51,6 +52,9 @@ class TrialConfig:
     epochs: int = 5
     seed: int = 0  # model init, batch order and augmentation; not the val split
     device: str = "auto"  # auto picks CUDA when present
+    # bf16 autocast: auto uses it on CUDA and on CPUs with AMX / AVX512-BF16 (native bf16);
+    # fp32 for bit-for-bit comparisons across machines.
+    precision: str = "auto"
     eval_batch_size: int = 1024  # images per evaluation step (no gradients)
     compile: bool = False  # torch.compile the model: a one-off warm-up (~10-60 s) for faster steps
 
@@ -86,6 +90,7 @@ class TrialConfig:
         _check_choice("activation", self.activation, list(ACTIVATIONS))
         _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _check_choice("device", self.device, DEVICES)
+        _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("image_mode", self.image_mode, IMAGE_MODES)
         _check_range("lr", self.lr, low=0.0, high=10.0, low_open=True)
         _check_range("batch_size", self.batch_size, low=1, high=65536)

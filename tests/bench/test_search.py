@@ -5,18 +5,25 @@ import pytest
 from bench import search
 
 
-def write_trial(folder, epoch_seconds, total):
+def write_trial(folder, epoch_seconds, total, started):
     folder.mkdir(parents=True)
-    rows = [{"epoch": i + 1, "epoch_seconds": s} for i, s in enumerate(epoch_seconds)]
+    rows, clock = [], started
+    for i, seconds in enumerate(epoch_seconds):
+        clock += seconds + 0.5  # each report comes 0.5 s after its epoch's work
+        rows.append({"epoch": i + 1, "epoch_seconds": seconds, "time_this_iter_s": seconds + 0.5,
+                     "timestamp": clock})  # fmt: skip
     rows[-1]["time_total_s"] = total
     (folder / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def test_trial_times_come_from_every_result_json(tmp_path):
-    write_trial(tmp_path / "trial_a", [1.0, 2.0], 4.5)
-    write_trial(tmp_path / "trial_b", [3.0], 3.5)
+    write_trial(tmp_path / "trial_a", [1.0, 2.0], 4.5, started=100.0)
+    write_trial(tmp_path / "trial_b", [3.0], 3.5, started=101.0)
     (tmp_path / "experiment_state.json").write_text("{}")
-    assert search.trial_times(tmp_path) == {"trial_a": (3.0, 4.5), "trial_b": (3.0, 3.5)}
+    assert search.trial_times(tmp_path) == {
+        "trial_a": search.TrialTimes(epochs=3.0, total=4.5, start=100.0, end=104.0),
+        "trial_b": search.TrialTimes(epochs=3.0, total=3.5, start=101.0, end=104.5),
+    }
 
 
 def test_overhead_ratio_is_wall_over_ideal():

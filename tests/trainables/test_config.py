@@ -39,6 +39,7 @@ def test_relative_paths_become_absolute(tmp_path, monkeypatch):
         ({"label_smoothing": -0.1}, ["label_smoothing", ">= 0"]),
         ({"lr_schedule": "cosine-ish"}, ["lr_schedule", "onecycle"]),
         ({"device": "tpu"}, ["device", "cuda"]),
+        ({"precision": "fp16"}, ["precision", "'fp16'", "bf16"]),
         ({"depth": 9}, ["depth", "<= 5"]),
         ({"seed": None}, ["seed", "null"]),
         ({"max_train_images": 0}, ["max_train_images", ">= 1"]),

@@ -5,7 +5,8 @@ import torch
 
 from trainables.config import TrialConfig
 from trainables.data import load_dataset
-from trainables.loop import choose_device, lr_factor, train
+from trainables.loop import choose_device, cpu_runs_bf16_natively, lr_factor, train, uses_bf16
+from trainables.model import make_model
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,21 @@ def test_compile_knob_compiles_steps_but_checkpoints_the_plain_model(mnist5k, mo
     assert not any(key.startswith("_orig_mod.") for key in snapshots[0]["model"])
     train(quick(epochs=1), splits=mnist5k)
     assert len(compiled) == 1  # off by default
+
+
+def test_precision_picks_bf16_where_it_runs_natively():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # no GPU needed to ask
+    assert uses_bf16(cuda, "auto") and uses_bf16(cpu, "bf16")
+    assert not uses_bf16(cuda, "fp32") and not uses_bf16(cpu, "fp32")
+    assert uses_bf16(cpu, "auto") == cpu_runs_bf16_natively()
+
+
+@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_steps_and_evaluation_run_in_the_chosen_precision(mnist5k, precision, dtype):
+    model = make_model(quick(), mnist5k.channels, mnist5k.num_classes)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    seen = set()
+    conv.register_forward_hook(lambda module, args, out: seen.add((module.training, out.dtype)))
+    result = train(quick(epochs=1, precision=precision), splits=mnist5k, model=model)
+    assert seen == {(True, dtype), (False, dtype)}  # training steps and evaluation
+    assert math.isfinite(result.last["train_loss"])
