@@ -60,7 +60,10 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Splits:
-    """One dataset, decoded: images as uint8 (N, C, H, W) on the CPU, labels as int64 (N,)."""
+    """One dataset, decoded: images as uint8 (N, C, H, W) on the CPU, labels as int64 (N,).
+
+    Read-only: `load_dataset` hands the same tensors to every call in a process.
+    """
 
     train_x: torch.Tensor  # (N_train, C, H, W) uint8
     train_y: torch.Tensor  # (N_train,) int64 in [0, num_classes)
@@ -624,7 +627,11 @@ def load_dataset(
         DataError: unknown name, missing data_root, dataset not found, too big for memory, ...
     """
     req = _make_request(name, data_root, download, image_size, image_mode)
-    decoded = _load_or_build(req, _cache_file(req, cache_dir))
+    path = _cache_file(req, cache_dir)
+    held = _last_loaded.get((path, val_fraction))
+    if held is not None and held[0] == _file_identity(path):
+        return held[1]
+    decoded = _load_or_build(req, path)
     if decoded.val_x is None or decoded.val_y is None:
         train_x, train_y, val_x, val_y = _split_val(
             decoded.train_x, decoded.train_y, val_fraction, name
@@ -632,9 +639,27 @@ def load_dataset(
     else:
         train_x, train_y = decoded.train_x, decoded.train_y
         val_x, val_y = decoded.val_x, decoded.val_y
-    return Splits(
+    splits = Splits(
         train_x, train_y, val_x, val_y, decoded.test_x, decoded.test_y, list(decoded.classes)
     )
+    _last_loaded.clear()  # one dataset at a time: what a worker holds is what its trial uses
+    _last_loaded[(path, val_fraction)] = (_file_identity(path), splits)
+    return splits
+
+
+# A reused Ray worker runs trial after trial on one dataset: the last one loaded stays in memory,
+# keyed by its cache file and that file's identity, so later trials skip reading, hashing and
+# splitting it (0.3 s per trial for CIFAR-10 here). A rebuilt file has a new identity and is read
+# again. The tensors are shared between those calls: callers treat them as read-only.
+_last_loaded: dict[tuple[str, float], tuple[tuple[int, int, int] | None, Splits]] = {}
+
+
+def _file_identity(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def dataset_from_config(cfg: TrialConfig) -> Splits:
