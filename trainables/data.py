@@ -649,8 +649,8 @@ def load_dataset(
 
 # A reused Ray worker runs trial after trial on one dataset: the last one loaded stays in memory,
 # keyed by its cache file and that file's identity, so later trials skip reading, hashing and
-# splitting it (0.3 s per trial for CIFAR-10 here). A rebuilt file has a new identity and is read
-# again. The tensors are shared between those calls: callers treat them as read-only.
+# splitting it (0.3-0.6 s per trial for CIFAR-10 here). A rebuilt file has a new identity and is
+# read again. The tensors are shared between those calls: callers treat them as read-only.
 _last_loaded: dict[tuple[str, float], tuple[tuple[int, int, int] | None, Splits]] = {}
 
 
