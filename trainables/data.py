@@ -62,7 +62,7 @@ class DataError(ValueError):
 class Splits:
     """One dataset, decoded: images as uint8 (N, C, H, W) on the CPU, labels as int64 (N,).
 
-    Read-only: `load_dataset` hands the same tensors to every call in a process.
+    Read-only: `load_dataset(keep=True)` hands the same tensors to every such call in a process.
     """
 
     train_x: torch.Tensor  # (N_train, C, H, W) uint8
@@ -604,6 +604,7 @@ def load_dataset(
     image_size: int = 32,
     image_mode: str = "RGB",
     val_fraction: float = 0.1,
+    keep: bool = False,
 ) -> Splits:
     """Load a dataset by registry name as uint8 tensors, decoding it at most once per cache dir.
 
@@ -619,6 +620,8 @@ def load_dataset(
         val_fraction: share of train held out for validation when the dataset has no val split
             (a fixed draw, whatever the trial's seed). Ignored by mnist5k, which has fixed
             500-image val and test splits, and by an ImageFolder root with a val/ folder.
+        keep: hold the result in this process for the next `keep` call on the same cache
+            file (a reused Ray worker's next trial); one dataset at a time.
 
     Returns:
         `Splits` with CPU uint8 images (N, C, H, W) and int64 labels.
@@ -628,7 +631,7 @@ def load_dataset(
     """
     req = _make_request(name, data_root, download, image_size, image_mode)
     path = _cache_file(req, cache_dir)
-    held = _last_loaded.get((path, val_fraction))
+    held = _last_loaded.get((path, val_fraction)) if keep else None
     if held is not None and held[0] == _file_identity(path):
         return held[1]
     decoded = _load_or_build(req, path)
@@ -642,15 +645,17 @@ def load_dataset(
     splits = Splits(
         train_x, train_y, val_x, val_y, decoded.test_x, decoded.test_y, list(decoded.classes)
     )
-    _last_loaded.clear()  # one dataset at a time: what a worker holds is what its trial uses
-    _last_loaded[(path, val_fraction)] = (_file_identity(path), splits)
+    if keep:
+        _last_loaded.clear()  # one dataset at a time: what a worker holds is what its trial uses
+        _last_loaded[(path, val_fraction)] = (_file_identity(path), splits)
     return splits
 
 
-# A reused Ray worker runs trial after trial on one dataset: the last one loaded stays in memory,
-# keyed by its cache file and that file's identity, so later trials skip reading, hashing and
-# splitting it (0.3-0.6 s per trial for CIFAR-10 here). A rebuilt file has a new identity and is
-# read again. The tensors are shared between those calls: callers treat them as read-only.
+# A reused Ray worker runs trial after trial on one dataset: with `keep`, the last one loaded stays
+# in memory, keyed by its cache file and that file's identity, so later trials skip reading,
+# hashing and splitting it (0.3-0.6 s per trial for CIFAR-10 here). A rebuilt file has a new
+# identity and is read again. The tensors are shared between those calls: callers treat them as
+# read-only. Only trials keep: the driver would hold a dataset for a whole search.
 _last_loaded: dict[tuple[str, float], tuple[tuple[int, int, int] | None, Splits]] = {}
 
 
@@ -662,11 +667,12 @@ def _file_identity(path: str) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def dataset_from_config(cfg: TrialConfig) -> Splits:
+def dataset_from_config(cfg: TrialConfig, keep: bool = False) -> Splits:
     """`load_dataset` with the data fields of a trial config (`max_train_images` is not applied).
 
     Args:
         cfg: the trial config.
+        keep: see `load_dataset`.
 
     Returns:
         The dataset's `Splits`.
@@ -679,4 +685,5 @@ def dataset_from_config(cfg: TrialConfig) -> Splits:
         image_size=cfg.image_size,
         image_mode=cfg.image_mode,
         val_fraction=cfg.val_fraction,
+        keep=keep,
     )

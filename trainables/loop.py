@@ -178,7 +178,8 @@ def train(
         on_epoch: receives the epoch's metrics and a function returning the checkpoint state
             (model, optimizer, epoch, config, history).
         state: a checkpoint state from an earlier call; training continues at the next epoch.
-        splits: already-loaded data (tests, benchmarks); default: `dataset_from_config(cfg)`.
+        splits: already-loaded data (the Ray trainable, tests, benchmarks); default:
+            `dataset_from_config(cfg)`.
         model: a module to train instead of `make_model(cfg, ...)` (benchmarks compare other
             architectures on the same loop); it must map (B, C, H, W) images to (B, classes).
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from trainables.config import TrialConfig
+from trainables.data import dataset_from_config
 from trainables.loop import train
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -50,4 +51,5 @@ def train_cnn(config: dict[str, Any]) -> None:
                 checkpoint=tune.Checkpoint.from_directory(directory),
             )
 
-    train(cfg, on_epoch=report, state=state)
+    # The worker may run the next trial too (reuse_actors): it keeps the dataset for it.
+    train(cfg, on_epoch=report, state=state, splits=dataset_from_config(cfg, keep=True))

@@ -487,7 +487,6 @@ def test_damaged_cache_is_detected_by_checksum_and_rebuilt(tmp_path):
     with open(path, "r+b") as f:  # flip bytes in the middle: still a file, wrong content
         f.seek(os.path.getsize(path) // 2)
         f.write(b"\x00\xff\x00\xff")
-    data._last_loaded.clear()  # a new process: it does not hold the arrays read before
     again = load_dataset("mnist5k", cache_dir=str(tmp_path))
     assert torch.equal(first.train_x, again.train_x)
 
@@ -495,15 +494,18 @@ def test_damaged_cache_is_detected_by_checksum_and_rebuilt(tmp_path):
 def test_a_reused_worker_reads_the_cache_file_again_only_when_it_changes(tmp_path, monkeypatch):
     reads, read = [], data._read_cache
     monkeypatch.setattr(data, "_read_cache", lambda path: reads.append(path) or read(path))
-    first = load_dataset("mnist5k", cache_dir=tmp_path)  # decoded and cached
+    first = load_dataset("mnist5k", cache_dir=tmp_path, keep=True)  # decoded and cached
     reads.clear()
-    again = load_dataset("mnist5k", cache_dir=tmp_path)  # the next trial in the same worker
+    again = load_dataset("mnist5k", cache_dir=tmp_path, keep=True)  # the worker's next trial
     assert reads == [] and again.train_x is first.train_x
+    load_dataset("mnist5k", cache_dir=tmp_path)  # without keep (the driver): read every time
+    assert reads == [cache_path("mnist5k", None, 32, "RGB", cache_dir=tmp_path)]
+    reads.clear()
 
     path = cache_path("mnist5k", None, 32, "RGB", cache_dir=tmp_path)
     shutil.copy(path, path + ".new")
     os.replace(path + ".new", path)  # what a rebuild does: a new file in its place
-    rebuilt = load_dataset("mnist5k", cache_dir=tmp_path)
+    rebuilt = load_dataset("mnist5k", cache_dir=tmp_path, keep=True)
     assert reads == [path]
     assert rebuilt.train_x is not first.train_x
     assert_splits_equal(first, rebuilt)
