@@ -7,6 +7,7 @@ torch and torchvision but neither Ray nor MLflow.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import re
@@ -25,6 +26,25 @@ RESULT_LINE = re.compile(r"^RESULT (\w+)=(\S+)$", re.M)
 def say(message: str) -> None:
     """Progress on stderr, so stdout holds only the tables and RESULT lines."""
     print(message, file=sys.stderr, flush=True)
+
+
+class _SayHandler(logging.Handler):
+    """Hands each record to `say`, which looks up sys.stderr at call time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        say(self.format(record))
+
+
+def show_data_progress() -> None:
+    """Put the `cnn-tune data: ...` lines that trainables logs (decoding, caching) on stderr.
+
+    trainables logs through the `cnn_tune` logger and attaches no handler; a script run on its
+    own attaches this one, once. Only from `__main__`: tests call `main()` and keep logging as is.
+    """
+    logger = logging.getLogger("cnn_tune")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(handler, _SayHandler) for handler in logger.handlers):
+        logger.addHandler(_SayHandler())
 
 
 @contextlib.contextmanager

@@ -29,7 +29,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any folder
-from bench.common import command, load, machine, out_dir, result, say, table, unpack_cifar  # noqa: E402
+from bench.common import (  # noqa: E402
+    command,
+    load,
+    machine,
+    out_dir,
+    result,
+    say,
+    show_data_progress,
+    table,
+    unpack_cifar,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -348,4 +358,5 @@ def report(runs: dict, hp: dict, trial: dict) -> None:
 
 
 if __name__ == "__main__":
+    show_data_progress()
     sys.exit(main())

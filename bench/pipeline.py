@@ -41,11 +41,12 @@ from bench.common import (  # noqa: E402
     out_dir,
     result,
     say,
+    show_data_progress,
     table,
     unpack_cifar,
 )
 from trainables.config import PRECISIONS, TrialConfig  # noqa: E402
-from trainables.data import Splits, _split_val, load_dataset  # noqa: E402
+from trainables.data import Splits, load_dataset, split_val  # noqa: E402
 from trainables.loop import choose_device, train  # noqa: E402
 from trainables.model import make_model  # noqa: E402
 
@@ -118,7 +119,7 @@ class Data:
         # load_dataset's held-out draw, applied to file indices: the tutorial sees the same images
         # (checked on three of them, pixel for pixel).
         idx = torch.arange(len(self.folder.samples))
-        self.train_idx, _, self.val_idx, _ = _split_val(idx, idx, VAL_FRACTION, "imagefolder")
+        self.train_idx, _, self.val_idx, _ = split_val(idx, idx, VAL_FRACTION, "imagefolder")
         for k in (0, len(self.train_idx) // 2, len(self.train_idx) - 1):
             image, label = self.folder[int(self.train_idx[k])]  # PIL image (H, W, C)
             same = torch.equal(
@@ -386,4 +387,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    show_data_progress()
     sys.exit(main())

@@ -30,3 +30,14 @@ def test_the_test_script_installs_and_runs_pytest():
     assert "python3 -m venv .venv" in script
     assert "pip install -q -e '.[dev]'" in script
     assert "pytest" in script
+
+
+def test_the_development_table_names_every_module():
+    readme = (REPO / "README.md").read_text()
+    for package in ("tune", "trainables"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            rel = path.relative_to(REPO).as_posix()
+            if path.name == "__init__.py":
+                continue
+            folder = f"{path.parent.relative_to(REPO).as_posix()}/"
+            assert f"`{rel}`" in readme or f"`{folder}`" in readme, f"{rel} is not in README"

@@ -28,7 +28,7 @@ class TrialConfig:
     """
 
     # --- data ---
-    dataset: str = "mnist5k"  # a name in trainables.data.DATASETS
+    dataset: str = "mnist5k"  # a name in trainables.registry.DATASETS
     data_root: str | None = None  # raw dataset folder (torchvision root / ImageFolder root)
     download: bool = False  # torchvision datasets download only when asked
     cache_dir: str | None = None  # decoded-tensor cache; None: per-user cache folder
@@ -37,8 +37,8 @@ class TrialConfig:
     val_fraction: float = 0.1  # share of train held out for validation when no val split
     max_train_images: int | None = None  # cap on training images for quick runs; None: all
     # --- augmentation and model ---
-    augment: str = "crop"  # a name in trainables.augment.POLICIES
-    activation: str = "relu"  # a name in trainables.model.ACTIVATIONS
+    augment: str = "crop"  # a name in trainables.registry.POLICIES
+    activation: str = "relu"  # a name in trainables.registry.ACTIVATIONS
     width: int = 32  # channels of the first stage; each later stage doubles it
     depth: int = 3  # stages of conv blocks, each ending in a 2x2 max-pool
     convs_per_stage: int = 1  # conv-BN-activation layers per stage
@@ -62,6 +62,8 @@ class TrialConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrialConfig:
         """Build and validate a config from plain values (a Ray trial config, a JSON object).
 
+        `data_root` and `cache_dir` come back absolute (`resolve_paths`).
+
         Raises:
             ConfigError: naming the first unknown key or bad value and what is allowed.
         """
@@ -73,17 +75,19 @@ class TrialConfig:
             )
         cfg = cls(**{k: _coerce(k, v) for k, v in values.items()})
         cfg.validate()
+        cfg.resolve_paths()
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
-        """Check every value against what is allowed; raise `ConfigError` on the first bad one."""
+        """Check every value against what is allowed; raise `ConfigError` on the first bad one.
+
+        Only checks: the config is left as it is (see `resolve_paths`).
+        """
         # Lazy: the registries import torch, which a YAML check need not pay for at import.
-        from trainables.augment import POLICIES
-        from trainables.data import DATASETS
-        from trainables.model import ACTIVATIONS
+        from trainables.registry import ACTIVATIONS, DATASETS, POLICIES
 
         _check_choice("dataset", self.dataset, list(DATASETS))
         _check_choice("augment", self.augment, list(POLICIES))
@@ -107,6 +111,13 @@ class TrialConfig:
         _check_range("seed", self.seed, low=0)
         if self.max_train_images is not None:
             _check_range("max_train_images", self.max_train_images, low=1)
+
+    def resolve_paths(self) -> None:
+        """Make `data_root` and `cache_dir` absolute (`~` expanded), in place.
+
+        A trial may run in another working directory than the one the config was written in, so
+        relative paths are resolved once, where the config is built.
+        """
         if self.data_root is not None:
             self.data_root = os.path.abspath(os.path.expanduser(self.data_root))
         if self.cache_dir is not None:

@@ -2,7 +2,7 @@
 
 Walk of one trial: load the cached splits -> move them to the device once -> per epoch a
 seeded permutation, per step a slice, a batched augmentation, a forward/backward in the
-device's precision, an Adam step at the scheduled lr -> evaluate on validation -> report.
+device's precision, an Adam step at the scheduled lr -> evaluate on validation -> `on_epoch`.
 No DataLoader and no per-sample PIL work: on a CPU that is most of the tutorial pipeline's time.
 """
 
@@ -88,8 +88,11 @@ def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
-class Batches:
-    """The splits on the device, with the conversion uint8 -> normalized float images."""
+class DeviceSplits:
+    """The whole splits, resident on the device, with the conversion uint8 -> normalized floats.
+
+    A batch is an index slice of these tensors: no DataLoader, no host-to-device copy per step.
+    """
 
     def __init__(self, splits: Splits, cfg: TrialConfig, device: torch.device):
         train_x, train_y = splits.train_x, splits.train_y
@@ -142,15 +145,15 @@ def uses_bf16(device: torch.device, precision: str) -> bool:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, batches: Batches, x: torch.Tensor, y: torch.Tensor, batch_size: int
+    model: nn.Module, on_device: DeviceSplits, x: torch.Tensor, y: torch.Tensor, batch_size: int
 ) -> tuple[float, float, torch.Tensor]:
     """Mean cross-entropy, accuracy and predicted classes (N,) on un-augmented images."""
     model.eval()
     loss_sum = torch.zeros((), device=x.device)
     preds = []
     for start in range(0, len(y), batch_size):
-        xb = batches.prepare(x[start : start + batch_size])
-        with batches.autocast():
+        xb = on_device.prepare(x[start : start + batch_size])
+        with on_device.autocast():
             logits = model(xb).float()
         loss_sum += F.cross_entropy(logits, y[start : start + batch_size], reduction="sum")
         preds.append(logits.argmax(dim=1))
@@ -189,7 +192,7 @@ def train(
     t_start = time.perf_counter()
     device = choose_device(cfg.device)
     splits = splits if splits is not None else dataset_from_config(cfg)
-    batches = Batches(splits, cfg, device)
+    on_device = DeviceSplits(splits, cfg, device)
 
     torch.manual_seed(cfg.seed)
     if model is None:
@@ -208,7 +211,7 @@ def train(
         start_epoch = int(state["epoch"])
         result.history = list(state.get("history", []))
 
-    n = len(batches.train_y)
+    n = len(on_device.train_y)
     batch_size = min(cfg.batch_size, n)
     steps_per_epoch = max(
         1, n // batch_size
@@ -238,12 +241,12 @@ def train(
             raise InjectedFault(f"injected fault in epoch {epoch}")
         for step in range(steps_per_epoch):
             idx = order[step * batch_size : (step + 1) * batch_size]
-            xb = batches.prepare(augment(cfg.augment, batches.train_x[idx], generator))
-            yb = batches.train_y[idx]
+            xb = on_device.prepare(augment(cfg.augment, on_device.train_x[idx], generator))
+            yb = on_device.train_y[idx]
             progress = ((epoch - 1) * steps_per_epoch + step) / total_steps
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, progress)
-            with batches.autocast():
+            with on_device.autocast():
                 logits = net(xb)
                 loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
                 if fault == "nan":
@@ -261,7 +264,7 @@ def train(
         train_seconds = time.perf_counter() - t_epoch
         diverged = diverged or not math.isfinite(train_loss)
         val_loss, val_acc, _ = evaluate(
-            net, batches, batches.val_x, batches.val_y, cfg.eval_batch_size
+            net, on_device, on_device.val_x, on_device.val_y, cfg.eval_batch_size
         )
         diverged = diverged or not math.isfinite(val_loss)
         metrics: dict[str, Any] = {
@@ -276,9 +279,9 @@ def train(
             "train_images": seen,
             "diverged": diverged,
         }
-        if epoch == cfg.epochs and not diverged and batches.test_x is not None:
+        if epoch == cfg.epochs and not diverged and on_device.test_x is not None:
             _, metrics["test_acc"], _ = evaluate(
-                net, batches, batches.test_x, batches.test_y, cfg.eval_batch_size
+                net, on_device, on_device.test_x, on_device.test_y, cfg.eval_batch_size
             )
         result.history.append(metrics)
         if on_epoch is not None:
@@ -295,8 +298,11 @@ def train(
 def predict(model: nn.Module, splits: Splits, cfg: TrialConfig, split: str = "val") -> torch.Tensor:
     """Predicted classes for a split ('val' or 'test') with a trained model (confusion matrices)."""
     device = next(model.parameters()).device
-    batches = Batches(splits, cfg, device)
-    x, y = (batches.val_x, batches.val_y) if split == "val" else (batches.test_x, batches.test_y)
+    on_device = DeviceSplits(splits, cfg, device)
+    if split == "val":
+        x, y = on_device.val_x, on_device.val_y
+    else:
+        x, y = on_device.test_x, on_device.test_y
     if x is None:
         raise ValueError(f"dataset {cfg.dataset!r} has no {split} split")
-    return evaluate(model, batches, x, y, cfg.eval_batch_size)[2].cpu()
+    return evaluate(model, on_device, x, y, cfg.eval_batch_size)[2].cpu()

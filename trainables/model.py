@@ -1,27 +1,16 @@
 """The trial's CNN: conv-BN-activation stages with max-pooling, then a linear classifier.
 
-The activation is the knob a search varies most, so it comes from one registry by name.
+The activation is the knob a search varies most, so it comes by name from
+`trainables.registry.ACTIVATIONS`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from trainables.config import TrialConfig
-
-# name -> module factory. Adding an activation is one entry here.
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": lambda: nn.ReLU(inplace=True),
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "leaky_relu": lambda: nn.LeakyReLU(0.01, inplace=True),
-    "gelu": nn.GELU,
-    "silu": lambda: nn.SiLU(inplace=True),
-    "elu": lambda: nn.ELU(inplace=True),
-}
+from trainables.registry import ACTIVATIONS
 
 MAX_STAGE_WIDTH = 512  # channels; later stages stop doubling here
 

@@ -7,6 +7,7 @@ model, optimizer, epoch and resolved config.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from typing import Any
@@ -27,10 +28,22 @@ def load_checkpoint_state(directory: str) -> dict[str, Any]:
     )
 
 
+def log_to_worker_stderr() -> None:
+    """Send the trial's `cnn_tune` lines (dataset decoding, cache) to the worker's stderr, which
+    Ray keeps in its log files: the driver's logging setup does not reach worker processes."""
+    logger = logging.getLogger("cnn_tune")
+    if not logger.handlers:  # a reused worker keeps the handler of its first trial
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def train_cnn(config: dict[str, Any]) -> None:
     """Ray Tune entry point: one trial of a search. `config` is a plain trial config dict."""
     from ray import tune  # lazy: trainables imports without Ray
 
+    log_to_worker_stderr()
     cfg = TrialConfig.from_dict(config)
     state = None
     checkpoint = tune.get_checkpoint()
@@ -43,7 +56,7 @@ def train_cnn(config: dict[str, Any]) -> None:
     # The node id tells trials on two nodes of one machine apart (same hostname, same IP).
     node_id = ray.get_runtime_context().get_node_id()
 
-    def report(metrics: dict[str, Any], snapshot) -> None:
+    def send_epoch(metrics: dict[str, Any], snapshot) -> None:
         with tempfile.TemporaryDirectory() as directory:
             torch.save(snapshot(), os.path.join(directory, CHECKPOINT_FILE))
             tune.report(
@@ -52,4 +65,4 @@ def train_cnn(config: dict[str, Any]) -> None:
             )
 
     # The worker may run the next trial too (reuse_actors): it keeps the dataset for it.
-    train(cfg, on_epoch=report, state=state, splits=dataset_from_config(cfg, keep=True))
+    train(cfg, on_epoch=send_epoch, state=state, splits=dataset_from_config(cfg, keep=True))

@@ -1,0 +1,1 @@
+"""cnn-tune's search side: config, Ray Tune driver, MLflow tracking and the CLI."""

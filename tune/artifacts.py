@@ -1,5 +1,7 @@
-"""Artifacts: curves for every trial, the best trial's confusion matrices and model, and the
-search's comparison plots and CSV on the parent run.
+"""What goes on the runs as files: curves, the best trial's model and confusion matrices, plots.
+
+Curves go on every trial's run; the best trial's confusion matrices and model on its run; the
+search's comparison plots and the trials CSV on the parent run.
 
 A trial's curves are logged when it ends, from the epochs this driver saw, so the end of the
 search need not draw them all at once. The end of the search logs the curves still missing from
@@ -146,7 +148,6 @@ def log_search_plots(tracker: Tracker, summary: Summary, cfg: Any) -> None:
     fixed = cfg.fixed_trial_config()
     for row in rows:
         row["config"] = {**fixed, **row["config"]}
-    keys = ["activation", "augment", "batch_size", "lr"]
     with tempfile.TemporaryDirectory() as tmp:
         paths = [
             write_trials_csv(
@@ -160,7 +161,9 @@ def log_search_plots(tracker: Tracker, summary: Summary, cfg: Any) -> None:
                 for name in ("parallel_coordinates", "heatmap_activation_augment", "metric_vs_lr")
             }
             paths += [
-                plot_parallel_coordinates(plottable, keys, metric, out["parallel_coordinates"]),
+                plot_parallel_coordinates(
+                    plottable, summary.searched_keys, metric, out["parallel_coordinates"]
+                ),
                 plot_heatmap(plottable, metric, mode, out["heatmap_activation_augment"]),
                 plot_metric_vs_lr(plottable, metric, out["metric_vs_lr"]),
             ]  # fmt: skip

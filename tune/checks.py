@@ -1,4 +1,4 @@
-"""Checks that run before a search creates anything: storage, resources, data, cluster.
+"""The checks that run before a search creates anything: storage, resources, Ray, MLflow.
 
 Each raises `BadInput` (exit 2) or `Unreachable` (exit 3) with one line that names the problem,
 so bad input never leaves a half-made experiment behind.
@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 
 from tune.config import SearchConfig
 from tune.errors import BadInput, Unreachable
+from tune.logs import get_logger
 from tune.paths import is_remote
+from tune.space import domain_values
+
+log = get_logger("checks")
 
 PROBE_TIMEOUT_S = 5.0  # seconds to wait for a TCP connection to a cluster's head
 
@@ -32,14 +35,10 @@ def check_storage_path(cfg: SearchConfig) -> None:
 
 def check_batch_size(cfg: SearchConfig, train_images: int) -> None:
     """Every batch size a trial can draw must fit in the training set."""
-    from tune.config import Choice, Fixed
+    from trainables.config import TrialConfig
 
-    domain = cfg.space.get("batch_size")
-    sizes = [cfg.trial.get("batch_size", 128)]
-    if isinstance(domain, Choice):
-        sizes = list(domain.values)
-    elif isinstance(domain, Fixed):
-        sizes = [domain.value]
+    default = cfg.trial.get("batch_size", TrialConfig.batch_size)
+    sizes = domain_values(cfg.space.get("batch_size"), default)
     cap = cfg.trial.get("max_train_images") or train_images
     usable = min(train_images, cap)
     too_big = [b for b in sizes if int(b) > usable]
@@ -81,35 +80,10 @@ def check_cluster_resources(cfg: SearchConfig) -> None:
     need_gpu = cfg.resources.gpus_per_trial
     have = ray.cluster_resources().get("GPU", 0)
     if need_gpu > 0 and have < need_gpu:
-        print(
-            f"cnn-tune: warning: the cluster has {have:g} GPU(s) now and trials need "
-            f"{need_gpu:g} each; they wait until its autoscaler adds GPU nodes (if it can)",
-            file=sys.stderr,
+        log.warning(
+            f"the cluster has {have:g} GPU(s) now and trials need "
+            f"{need_gpu:g} each; they wait until its autoscaler adds GPU nodes (if it can)"
         )
-
-
-def stage_data(cfg: SearchConfig) -> int:
-    """Decode (or download) the dataset once, here, before any trial: trials read the cache.
-
-    Returns:
-        The number of training images.
-
-    Raises:
-        BadInput (exit 2) when the data is missing or unreadable, before Ray starts.
-    """
-    from trainables.config import TrialConfig
-    from trainables.data import DataError, dataset_from_config
-
-    try:
-        splits = dataset_from_config(TrialConfig.from_dict(cfg.fixed_trial_config()))
-    except DataError as exc:
-        raise BadInput(str(exc)) from None
-    print(
-        f"data: {cfg.dataset} staged "
-        f"({len(splits.train_y)} train / {len(splits.val_y)} val images)",
-        file=sys.stderr,
-    )
-    return len(splits.train_y)
 
 
 def probe_address(address: str) -> None:
@@ -128,3 +102,10 @@ def probe_address(address: str) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
     except OSError as exc:
         raise Unreachable(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
+
+
+def probe_tracking_store(tracking_uri: str) -> None:
+    """Fail fast (exit 3) when an http(s) tracking server does not answer."""
+    from tune.tracking import probe_tracking
+
+    probe_tracking(tracking_uri)

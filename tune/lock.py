@@ -12,11 +12,13 @@ import os
 import time
 from collections.abc import Iterator
 
+from tune.errors import Locked
+
 LOCK_FILE = ".cnn_tune.lock"
 OWNER_FILE = ".cnn_tune.lock.owner"
 
 
-class ExperimentLocked(RuntimeError):
+class ExperimentLocked(Locked):
     """Another live process drives this experiment (exit code 4)."""
 
 

@@ -1,5 +1,6 @@
-"""An on-disk outbox for MLflow writes: sent at once when the store answers, kept in order on
-disk when it does not, and sent when it is back (or on `cnn-tune resume`).
+"""The on-disk outbox for MLflow writes: sent now if the store answers, else queued in order.
+
+What is queued is sent when the store is back, or by `cnn-tune resume`.
 
 A search must never wait on a tracking server that went down, and must not lose or double a
 metric point because of it. Every write is one JSON line (`OUTBOX_FILE` in the experiment's
@@ -12,11 +13,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+
+from tune.logs import get_logger
+
+log = get_logger("mlflow")
 
 OUTBOX_FILE = "mlflow_outbox.jsonl"
 OUTBOX_FILES = "mlflow_outbox_files"  # copies of artifacts waiting to be sent
@@ -120,7 +124,7 @@ class Outbox:
         finally:
             self._rewrite(ops[done:])
         if self.down_since is not None:
-            print("cnn-tune: MLflow store is back; queued records sent", file=sys.stderr)
+            log.info("cnn-tune: MLflow store is back; queued records sent")
         self.down_since = None
         return True
 
@@ -200,14 +204,10 @@ class Outbox:
             first = (
                 str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             )
-            print(
-                f"cnn-tune: warning: MLflow store unreachable ({first}); "
-                "records are queued on disk and sent when it is back",
-                file=sys.stderr,
+            log.warning(
+                f"MLflow store unreachable ({first}); "
+                "records are queued on disk and sent when it is back"
             )
 
     def _drop(self, op: dict[str, Any], exc: BaseException) -> None:
-        print(
-            f"cnn-tune: warning: MLflow refused a {op['op']} write, dropped: {exc}",
-            file=sys.stderr,
-        )
+        log.warning(f"MLflow refused a {op['op']} write, dropped: {exc}")

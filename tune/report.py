@@ -1,22 +1,27 @@
-"""A search's summary read back from MLflow: for `cnn-tune report`, people and batch jobs.
+"""`cnn-tune report`: a search's summary read back from its MLflow runs.
 
 MLflow is the record analysts share, so the report is rebuilt from it (not from Ray's files,
-which may live on a cluster): the parent run named after the search and its child runs.
+which may live on a cluster): the parent run named after the search and its child runs. The
+metric, mode and searched keys the search ran with are read from the parent run's tags, so the
+report ranks trials as `run` did.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tune.config import redact_uri
+from tune.errors import BadInput
+from tune.paths import experiment_path, redact_uri
+from tune.space import HEADLINE_KEYS
 from tune.summary import Summary, TrialRecord, summarize
 from tune.tracking import TAG
 
-SEARCHED = ["activation", "augment", "batch_size", "lr"]
+# What a parent run logged before it carried its metric, mode and searched keys as tags.
+UNTAGGED = {"metric": "val_acc", "mode": "max", "searched_keys": ",".join(HEADLINE_KEYS)}
 
 
-class ReportError(LookupError):
-    """No search of that name in the tracking store."""
+class ReportError(BadInput, LookupError):
+    """No search of that name in the tracking store (exit 2)."""
 
 
 def _param(value: str | None) -> Any:
@@ -60,6 +65,7 @@ def load_report(tracking_uri: str, experiment: str, name: str) -> Summary:
         max_results=10_000,
     )
     records, epochs = [], 1
+    ran_with = {key: parent.data.tags.get(f"{TAG}{key}", UNTAGGED[key]) for key in UNTAGGED}
     for run in children:
         tags, params, metrics = run.data.tags, run.data.params, dict(run.data.metrics)
         epochs = max(epochs, int(params.get("epochs", 1)))
@@ -73,16 +79,17 @@ def load_report(tracking_uri: str, experiment: str, name: str) -> Summary:
             TrialRecord(tags.get(f"{TAG}trial_id", run.info.run_id), config, metrics, error)
         )
     start, end = parent.info.start_time, parent.info.end_time
+    storage_path = parent.data.tags.get(f"{TAG}storage_path", "")
     summary = summarize(
         records,
         name=name,
-        epochs=epochs,
-        metric="val_acc",
-        mode="max",
-        searched_keys=SEARCHED,
+        epochs=int(parent.data.tags.get(f"{TAG}epochs", epochs)),
+        metric=ran_with["metric"],
+        mode=ran_with["mode"],
+        searched_keys=[key for key in ran_with["searched_keys"].split(",") if key],
         wall_seconds=((end or start) - start) / 1000 if start else 0.0,
-        storage_path=parent.data.tags.get(f"{TAG}storage_path", ""),
-        experiment_path=f"{parent.data.tags.get(f'{TAG}storage_path', '')}/{name}",
+        storage_path=storage_path,
+        experiment_path=experiment_path(storage_path, name),
         mlflow={
             "tracking_uri": redact_uri(tracking_uri),
             "experiment_id": parent.info.experiment_id,

@@ -1,4 +1,4 @@
-"""What a finished search amounts to: trial outcomes, the best trial, the exit code, the table.
+"""What a search amounts to: its trials' outcomes, the best trial, the exit code, the table.
 
 Built from plain per-trial records (not Ray objects) so it can be tested without Ray and
 rebuilt from a saved experiment.
@@ -10,12 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-# Disjoint outcomes of a trial.
-FINISHED = "finished"  # ran all epochs
-STOPPED_EARLY = "stopped_early"  # stopped by the scheduler or the time budget
-DIVERGED = "diverged"  # NaN/inf loss; not retried, not a failure of the search
-FAILED = "failed"  # errored after max_failures retries
-OUTCOMES = (FINISHED, STOPPED_EARLY, DIVERGED, FAILED)
+from tune.errors import ExitCode
+from tune.outcomes import FAILED, FINISHED, OUTCOMES, STOPPED_EARLY, outcome
 
 
 @dataclass
@@ -29,14 +25,8 @@ class TrialRecord:
 
 
 def classify(record: TrialRecord, epochs: int) -> str:
-    """The outcome of one trial."""
-    if record.error is not None:
-        return FAILED
-    if record.metrics.get("diverged"):
-        return DIVERGED
-    if int(record.metrics.get("epoch", 0)) >= epochs:
-        return FINISHED
-    return STOPPED_EARLY
+    """The outcome of one trial (`tune.outcomes`)."""
+    return outcome(record.metrics, epochs, record.error)
 
 
 @dataclass
@@ -61,9 +51,11 @@ class Summary:
         """0: done; 1: trials failed beyond max_failures, or none finished or stopped early;
         130: interrupted (resume it)."""
         if self.interrupted:
-            return 130
+            return ExitCode.INTERRUPTED
         usable = self.counts.get(FINISHED, 0) + self.counts.get(STOPPED_EARLY, 0)
-        return 1 if self.counts.get(FAILED, 0) > 0 or usable == 0 else 0
+        if self.counts.get(FAILED, 0) > 0 or usable == 0:
+            return ExitCode.TRIALS_FAILED
+        return ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,7 +67,7 @@ class Summary:
             "experiment_path": self.experiment_path,
             "mlflow": self.mlflow,
             "interrupted": self.interrupted,
-            "exit_code": self.exit_code,
+            "exit_code": int(self.exit_code),
             "trial_results": self.trials,
         }
 
@@ -111,13 +103,13 @@ def summarize(
     summary.counts = {k: 0 for k in OUTCOMES}
     best_record, best_value = None, None
     for record in sorted(records, key=lambda r: r.trial_id):
-        outcome = classify(record, epochs)
-        summary.counts[outcome] += 1
+        ended = classify(record, epochs)
+        summary.counts[ended] += 1
         m = record.metrics
         summary.trials.append(
             {
                 "trial_id": record.trial_id,
-                "outcome": outcome,
+                "outcome": ended,
                 "config": {k: record.config.get(k) for k in searched_keys},
                 "epochs": m.get("epoch", 0),
                 "val_acc": m.get("val_acc"),
@@ -127,7 +119,7 @@ def summarize(
             }
         )
         value = m.get(metric)
-        if outcome in (FINISHED, STOPPED_EARLY) and _is_number(value):
+        if ended in (FINISHED, STOPPED_EARLY) and _is_number(value):
             better = best_value is None or (
                 value > best_value if mode == "max" else value < best_value
             )

@@ -1,4 +1,6 @@
-"""MLflow tracking: one parent run per search, one nested child run per trial, batched writes.
+"""MLflow writes of one search: a parent run and a nested child run per trial, via the outbox.
+
+No Ray here: the Ray Tune callback that feeds it is `tune.callbacks`.
 
 Design: the driver is the only MLflow writer (a `ray.tune.Callback`), not the trials.
 - Workers need no route to the tracking store: an embedded SQLite file on the driver's disk
@@ -17,14 +19,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tune.config import redact_uri
+from tune.errors import Unreachable
 from tune.outbox import Outbox
+from tune.outcomes import RUN_STATUS_OF_REASON
+from tune.paths import artifact_location, is_server_uri, redact_uri
+from tune.space import HEADLINE_KEYS
 
 RUN_MAP_FILE = "cnn_tune_mlflow.json"
 TAG = "cnn_tune."
@@ -39,19 +43,9 @@ EPOCH_METRICS = (
 )
 PROBE_TIMEOUT_S = 5.0
 
-# stop reason -> MLflow run status
-STATUS_OF_REASON = {
-    "completed": "FINISHED",
-    "scheduler": "KILLED",
-    "budget": "KILLED",
-    "interrupted": "KILLED",
-    "diverged": "FAILED",
-    "error": "FAILED",
-}
 
-
-class TrackingUnreachable(RuntimeError):
-    """The tracking server cannot be reached (exit code 3: retry later)."""
+class TrackingUnreachable(Unreachable):
+    """The tracking store cannot be reached or used (exit code 3: retry later)."""
 
 
 @dataclass
@@ -100,21 +94,12 @@ def git_commit() -> str | None:
         return None
 
 
-def artifact_location(tracking_uri: str) -> str | None:
-    """For an embedded sqlite store, artifacts go beside the database file (absolute)."""
-    if tracking_uri.startswith("sqlite:///"):
-        db = tracking_uri[len("sqlite:///") :]
-        if db and not db.startswith(":memory:"):
-            return "file://" + os.path.join(os.path.dirname(os.path.abspath(db)), "mlartifacts")
-    return None
-
-
 def probe_tracking(tracking_uri: str) -> None:
     """Fail fast when an http(s) tracking server does not answer.
 
     MLflow's client would retry an unreachable server for minutes before failing.
     """
-    if not tracking_uri.startswith(("http://", "https://")):
+    if not is_server_uri(tracking_uri):
         return
     import requests
 
@@ -128,20 +113,24 @@ def probe_tracking(tracking_uri: str) -> None:
 
 
 def run_name(config: dict[str, Any]) -> str:
-    """A child run's name from its searched hyperparameters, e.g. 'relu-crop-bs128-lr3.0e-03'."""
-    return (
-        f"{config.get('activation')}-{config.get('augment')}-bs{config.get('batch_size')}"
-        f"-lr{float(config.get('lr', 0)):.1e}"
-    )
+    """A child run's name from its headline hyperparameters, e.g. 'relu-crop-bs128-lr3.0e-03'."""
+    activation, augment, batch_size, lr = (config.get(key) for key in HEADLINE_KEYS)
+    return f"{activation}-{augment}-bs{batch_size}-lr{float(lr or 0):.1e}"
 
 
-def stop_reason(metrics: dict[str, Any], epochs: int, budget_hit: bool) -> str:
-    """Why a trial that ended without an error stopped."""
-    if metrics.get("diverged"):
-        return "diverged"
-    if int(metrics.get("epoch", 0)) >= epochs:
-        return "completed"
-    return "budget" if budget_hit else "scheduler"
+def parent_tags(cfg: Any) -> dict[str, str]:
+    """What the parent run records about the search, so a report can read it back."""
+    return {
+        f"{TAG}role": "search",
+        f"{TAG}dataset": cfg.dataset,
+        f"{TAG}algorithm": cfg.search.algorithm,
+        f"{TAG}scheduler": cfg.search.scheduler,
+        f"{TAG}storage_path": cfg.storage_path,
+        f"{TAG}metric": cfg.search.metric,
+        f"{TAG}mode": cfg.search.mode,
+        f"{TAG}searched_keys": ",".join(cfg.searched_keys()),
+        f"{TAG}epochs": str(cfg.epochs),
+    }
 
 
 class Tracker:
@@ -198,13 +187,7 @@ class Tracker:
                 self.experiment, artifact_location=artifact_location(self.tracking_uri)
             )
         )
-        tags = {
-            f"{TAG}role": "search",
-            f"{TAG}dataset": cfg.dataset,
-            f"{TAG}algorithm": cfg.search.algorithm,
-            f"{TAG}scheduler": cfg.search.scheduler,
-            f"{TAG}storage_path": cfg.storage_path,
-        }
+        tags = parent_tags(cfg)
         commit = git_commit()
         if commit:
             tags[f"{TAG}git_commit"] = commit
@@ -305,7 +288,7 @@ class Tracker:
         tags = [[f"{TAG}stop_reason", reason]]
         if error:
             tags.append([f"{TAG}error", error[:5000]])
-        trial.status = STATUS_OF_REASON[reason]
+        trial.status = RUN_STATUS_OF_REASON[reason]
         self._submit({"op": "log_batch", "run_id": trial.run_id, "tags": tags})
         self._submit({"op": "set_terminated", "run_id": trial.run_id, "status": trial.status})
         self.runs.save(self.map_path)
@@ -378,73 +361,3 @@ class Tracker:
             "artifact_seconds": round(self.artifact_seconds, 3),
             "unsent_records": self.unsent(),
         }
-
-
-def make_callback(tracker: Tracker, epochs: int, time_budget_s: float | None):
-    """The Ray Tune callback that feeds trial events to the tracker (on the driver)."""
-    from ray.tune import Callback
-
-    class MlflowTrialCallback(Callback):
-        # Methods use only attributes (no closure over `tracker`), so __getstate__ decides
-        # exactly what Ray pickles into the experiment folder.
-        def __init__(self, tracker: Tracker, epochs: int, time_budget_s: float | None) -> None:
-            self.tracker: Tracker | None = tracker
-            self.epochs = epochs
-            self.time_budget_s = time_budget_s
-            self.start = time.monotonic()
-            self.last: dict[str, dict[str, Any]] = {}
-            self.epochs_seen: dict[str, dict[int, dict[str, Any]]] = {}  # trial -> epoch -> result
-
-        def __getstate__(self) -> dict[str, Any]:
-            # Ray pickles the RunConfig (callbacks included) into the experiment folder; the
-            # tracker holds the tracking URI, which may carry credentials. A restore gets a
-            # fresh callback from its driver, so the tracker need not be saved.
-            return {**self.__dict__, "tracker": None, "last": {}, "epochs_seen": {}}
-
-        def _safe(self, what: str, method: str, *args: Any) -> None:
-            # Tracking must never stop a search: a failed write is reported, training goes on.
-            if self.tracker is None:
-                return
-            try:
-                getattr(self.tracker, method)(*args)
-            except Exception as exc:
-                print(f"cnn-tune: warning: MLflow {what} failed: {exc}", file=sys.stderr)
-
-        def on_trial_start(self, iteration, trials, trial, **info):
-            self._safe("run creation", "trial_started", trial.trial_id, trial.config)
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            self.last[trial.trial_id] = result
-            if isinstance(result.get("epoch"), int):  # a re-run epoch replaces the first
-                self.epochs_seen.setdefault(trial.trial_id, {})[result["epoch"]] = result
-            self._safe("metric logging", "trial_result", trial.trial_id, result)
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            elapsed = time.monotonic() - self.start
-            budget_hit = self.time_budget_s is not None and elapsed >= self.time_budget_s
-            # A trial restored from its final checkpoint ends without reporting again: its
-            # last result then comes from Ray's saved state.
-            last = self.last.get(trial.trial_id) or getattr(trial, "last_result", None) or {}
-            reason = stop_reason(last, self.epochs, budget_hit)
-            self._safe("run end", "trial_ended", trial.trial_id, reason)
-            self._log_curve(trial.trial_id)
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            # The error's text is filled in at the end from Ray's results (record_error).
-            self._safe("run end", "trial_ended", trial.trial_id, "error")
-            self._log_curve(trial.trial_id)
-
-        def _log_curve(self, trial_id: str) -> None:
-            """Draw the curves now, while the driver waits on other trials, when this driver
-            saw every epoch; else the end of the search draws them from Ray's history."""
-            seen = self.epochs_seen.pop(trial_id, {})
-            if self.tracker is None or not seen or sorted(seen) != list(range(1, max(seen) + 1)):
-                return
-            from tune.artifacts import log_trial_curve  # artifacts imports this module
-
-            try:
-                log_trial_curve(self.tracker, trial_id, [seen[e] for e in sorted(seen)])
-            except Exception as exc:  # the end of the search tries again
-                print(f"cnn-tune: warning: learning curves failed: {exc}", file=sys.stderr)
-
-    return MlflowTrialCallback(tracker, epochs, time_budget_s)

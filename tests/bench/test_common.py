@@ -1,4 +1,6 @@
-from bench.common import fmt, parse_results, table
+import logging
+
+from bench.common import fmt, parse_results, show_data_progress, table
 
 
 def test_result_lines_parse_and_nothing_else_does():
@@ -12,3 +14,13 @@ def test_table_is_markdown_with_aligned_columns():
     assert len({len(line) for line in lines}) == 1
     assert "1,234" in lines[2] or "1,235" in lines[2]
     assert fmt(0.25) == "0.25"
+
+
+def test_show_data_progress_puts_trainables_log_lines_on_stderr(capsys, monkeypatch):
+    logger = logging.getLogger("cnn_tune")
+    monkeypatch.setattr(logger, "handlers", [])  # restored afterwards, as is the level
+    monkeypatch.setattr(logger, "level", logger.level)
+    show_data_progress()
+    show_data_progress()  # once is enough: no second handler
+    logging.getLogger("cnn_tune.cache").info("cnn-tune data: cached mnist5k in /x.pt (0.1 s)")
+    assert capsys.readouterr().err == "cnn-tune data: cached mnist5k in /x.pt (0.1 s)\n"

@@ -22,6 +22,20 @@ def test_relative_paths_become_absolute(tmp_path, monkeypatch):
     assert cfg.cache_dir == str(tmp_path / "cache")
 
 
+def test_validate_only_checks_and_resolve_paths_rewrites(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cfg = TrialConfig(data_root="data", cache_dir="~/cache")
+
+    cfg.validate()
+    assert (cfg.data_root, cfg.cache_dir) == ("data", "~/cache")
+
+    cfg.resolve_paths()
+    assert cfg.data_root == str(tmp_path / "data")
+    assert cfg.cache_dir == str(tmp_path / "home" / "cache")
+    assert TrialConfig.from_dict({"data_root": "data", "cache_dir": "~/cache"}) == cfg
+
+
 @pytest.mark.parametrize(
     "values, words",
     [

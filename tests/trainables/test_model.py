@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from trainables.config import TrialConfig
-from trainables.model import ACTIVATIONS, make_model
+from trainables.model import make_model
+from trainables.registry import ACTIVATIONS
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))

@@ -37,6 +37,8 @@ def test_help_on_every_command(command):
     out = cnn_tune(*command, "--help")
     assert out.returncode == 0
     assert "usage: cnn-tune" in out.stdout
+    if command:  # every subcommand takes -q/--quiet and -v/--verbose
+        assert "-q, --quiet" in out.stdout and "-v, --verbose" in out.stdout
 
 
 def test_console_script_is_installed():

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.tune.test_cli import DEMO, cnn_tune
-from tune.driver import CONFIG_FILE
+from tune.paths import CONFIG_FILE
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -78,10 +78,14 @@ def grid(tmp_path: Path, activations: list[str]) -> list[str]:
 
 
 def test_diverged_trials_are_counted_not_fatal(tmp_path):
-    fault = {"CNN_TUNE_FAULT": "nan@1?activation=sigmoid"}
-    out = cnn_tune("run", str(DEMO), *grid(tmp_path, ["relu", "sigmoid"]), cwd=tmp_path, env=fault)
+    # No tracking URI in the config: `run` takes $MLFLOW_TRACKING_URI, as `report` and `ui` do.
+    store = f"sqlite:///{tmp_path / 'from-env.db'}"
+    env = {"CNN_TUNE_FAULT": "nan@1?activation=sigmoid", "MLFLOW_TRACKING_URI": store}
+    out = cnn_tune("run", str(DEMO), *grid(tmp_path, ["relu", "sigmoid"]), cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout)
+    assert summary["mlflow"]["tracking_uri"] == store
+    assert (tmp_path / "from-env.db").exists() and not (tmp_path / "mlruns.db").exists()
     assert summary["trials"]["diverged"] == 1
     assert summary["trials"]["finished"] == 1
     assert summary["best"]["config"]["activation"] == "relu"
@@ -91,8 +95,13 @@ def test_diverged_trials_are_counted_not_fatal(tmp_path):
 
 def test_all_diverged_exits_1(tmp_path):
     fault = {"CNN_TUNE_FAULT": "nan@1"}
-    out = cnn_tune("run", str(DEMO), *grid(tmp_path, ["sigmoid", "tanh"]), cwd=tmp_path, env=fault)
+    args = ["-q", *grid(tmp_path, ["sigmoid", "tanh"])]
+    out = cnn_tune("run", str(DEMO), *args, cwd=tmp_path, env=fault)
     assert out.returncode == 1, out.stderr[-3000:]
     summary = json.loads(out.stdout)
     assert summary["trials"]["diverged"] == 2
     assert summary["best"] is None
+    # -q: the summary table only; no progress, no notes, no Ray or MLflow logs.
+    assert "best: none" in out.stderr and "search 'demo-mnist5k': 2 trials" in out.stderr
+    for noise in ("epoch 1/", "data: ", "mlflow: ", "INFO", "Started a local Ray"):
+        assert noise not in out.stderr, out.stderr

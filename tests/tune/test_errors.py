@@ -1,0 +1,48 @@
+"""tune.errors: the exit-code table and the errors that carry each code."""
+
+from __future__ import annotations
+
+import pickle
+
+from tune.errors import (
+    BadInput,
+    DriverError,
+    ExitCode,
+    Locked,
+    SearchConfigError,
+    Unreachable,
+    describe_kind,
+)
+from tune.lock import ExperimentLocked
+from tune.report import ReportError
+from tune.tracking import TrackingUnreachable
+
+
+def test_the_exit_code_table():
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 130]
+
+
+def test_each_error_carries_its_code():
+    assert BadInput.exit_code == SearchConfigError.exit_code == ExitCode.BAD_INPUT
+    assert ReportError.exit_code == ExitCode.BAD_INPUT
+    assert Unreachable.exit_code == TrackingUnreachable.exit_code == ExitCode.UNREACHABLE
+    assert Locked.exit_code == ExperimentLocked.exit_code == ExitCode.LOCKED
+    for cls in (SearchConfigError, ReportError, TrackingUnreachable, ExperimentLocked):
+        assert issubclass(cls, DriverError)
+
+
+def test_config_error_pickles_with_its_key():
+    err = SearchConfigError("space.lr", "bad")
+    again = pickle.loads(pickle.dumps(err))
+    assert (again.key, str(again)) == ("space.lr", "space.lr: bad")
+    assert isinstance(again, ValueError)
+
+
+def test_describe_kind():
+    assert [describe_kind(v) for v in (None, {}, [], 3, "x")] == [
+        "nothing",
+        "a mapping",
+        "a list",
+        "an int",
+        "a str",
+    ]

@@ -1,0 +1,184 @@
+"""The decoded-dataset cache: one checksummed `torch.save` file per dataset, built once per node.
+
+A builder's `Decoded` arrays go into `<cache_dir>/<name>-<hash>.pt`, written atomically with its
+SHA-256 beside it and guarded by a file lock, so the trials of a search that start together on one
+machine decode (or download) once and then all read the cached file. filelock is imported only
+when a file must be built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import time
+from typing import Any
+
+import torch
+
+from trainables.datasets import DATASETS, BuildRequest, Decoded, make_request
+
+log = logging.getLogger("cnn_tune.cache")
+
+# Bump when what a builder stores changes (layout, keys, decode method): old cache files are
+# then simply not found again, and are rebuilt under the new name.
+FORMAT_VERSION = 1
+CHECKSUM_SUFFIX = ".sha256"  # beside each cache file: the hex SHA-256 of its bytes
+
+# The tensor fields of `Decoded`, stored under these keys when set.
+_TENSORS = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
+
+
+def default_cache_dir() -> str:
+    """The decoded-tensor cache folder when none is given.
+
+    Returns:
+        `$CNN_TUNE_CACHE`, else `$XDG_CACHE_HOME/cnn-tune`, else `~/.cache/cnn-tune`; absolute.
+    """
+    if os.environ.get("CNN_TUNE_CACHE"):
+        path = os.environ["CNN_TUNE_CACHE"]
+    elif os.environ.get("XDG_CACHE_HOME"):
+        path = os.path.join(os.environ["XDG_CACHE_HOME"], "cnn-tune")
+    else:
+        path = os.path.join("~", ".cache", "cnn-tune")
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def file_for(req: BuildRequest, cache_dir: str | os.PathLike[str] | None) -> str:
+    """The cache file of a checked request (`make_request`): `<cache_dir>/<name>-<hash>.pt`.
+
+    The hash covers the name, the resolved root, `FORMAT_VERSION` and the spec's `decode_keys`.
+    """
+    spec = DATASETS[req.name]
+    key = {"name": req.name, "data_root": req.data_root, "format": FORMAT_VERSION}
+    key.update({k: getattr(req, k) for k in spec.decode_keys})
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    if cache_dir is None:
+        folder = default_cache_dir()
+    else:
+        folder = os.path.abspath(os.path.expanduser(os.fspath(cache_dir)))
+    return os.path.join(folder, f"{req.name}-{digest}.pt")
+
+
+def cache_path(
+    name: str, data_root: str | None, image_size: int, image_mode: str, cache_dir: str | None = None
+) -> str:
+    """The file that holds (or will hold) the decoded tensors of one dataset.
+
+    Args:
+        name: a key of `trainables.datasets.DATASETS`.
+        data_root: the raw data folder; resolved to an absolute path, ignored when not needed.
+        image_size: pixels; part of the key only for datasets that resize (imagefolder).
+        image_mode: "RGB" or "L"; part of the key only for imagefolder.
+        cache_dir: the cache folder; None: `default_cache_dir()`.
+
+    Returns:
+        An absolute path `<cache_dir>/<name>-<hash>.pt`.
+    """
+    return file_for(make_request(name, data_root, False, image_size, image_mode), cache_dir)
+
+
+def _to_state(decoded: Decoded) -> dict[str, Any]:
+    """A plain dict of tensors and a list of str, loadable with `weights_only=True`."""
+    state: dict[str, Any] = {"format_version": FORMAT_VERSION, "classes": list(decoded.classes)}
+    for key in _TENSORS:
+        value = getattr(decoded, key)
+        if value is not None:
+            state[key] = value.contiguous()
+    return state
+
+
+def _from_state(state: dict[str, Any]) -> Decoded:
+    """Inverse of `_to_state`."""
+    if state.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"cache format {state.get('format_version')} != {FORMAT_VERSION}")
+    return Decoded(classes=list(state["classes"]), **{k: state.get(k) for k in _TENSORS})
+
+
+def _read_cache(path: str) -> Decoded | None:
+    """The cached arrays, or None when the file is missing, damaged or unreadable (then rebuilt).
+
+    The file's SHA-256 is checked against the one written beside it, so a cache that another
+    node or a full disk left damaged is rebuilt instead of training on garbage.
+    """
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path + CHECKSUM_SUFFIX) as f:
+            expected = f.read().strip()
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise ValueError("checksum mismatch")
+        return _from_state(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+    except Exception as err:  # a stale format or a damaged file: rebuild rather than fail
+        log.info(
+            f"cnn-tune data: ignoring unreadable cache file {path} ({type(err).__name__}: {err})"
+        )
+        return None
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    """Readers see either no file or a whole one, never a partial write."""
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; other readers on the node need it too
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _write_cache(path: str, decoded: Decoded) -> None:
+    """Write the arrays and their SHA-256 (checksum first: a file without one is rebuilt)."""
+    buffer = io.BytesIO()
+    torch.save(_to_state(decoded), buffer)
+    data = buffer.getvalue()
+    _write_atomic(path + CHECKSUM_SUFFIX, hashlib.sha256(data).hexdigest().encode() + b"\n")
+    _write_atomic(path, data)
+
+
+def load_or_build(req: BuildRequest, path: str) -> Decoded:
+    """Read the cache file, or build it once per node while other processes wait for it.
+
+    Args:
+        req: a checked request (`make_request`).
+        path: its cache file (`file_for`).
+
+    Returns:
+        The decoded arrays, read from `path` or built by the dataset's builder and written there.
+    """
+    cached = _read_cache(path)  # fast path: no lock once the file exists
+    if cached is not None:
+        return cached
+    from filelock import FileLock, Timeout
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    lock = FileLock(path + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info(f"cnn-tune data: waiting for another process to build {path}")
+        lock.acquire()
+    try:
+        cached = _read_cache(path)  # the process we waited for has built it
+        if cached is not None:
+            return cached
+        start = time.perf_counter()
+        decoded = DATASETS[req.name].build(req)
+        _write_cache(path, decoded)
+        log.info(
+            f"cnn-tune data: cached {req.name} in {path} ({time.perf_counter() - start:.1f} s)"
+        )
+        return decoded
+    finally:
+        lock.release()

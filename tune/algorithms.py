@@ -1,0 +1,133 @@
+"""Searchers and schedulers by name, and a `SearchConfig` as Ray Tune's space and algorithms.
+
+What each can run is in the capability tables at the bottom.
+
+Adding a searcher or scheduler is one entry in `SEARCHERS` or `SCHEDULERS` (plus, if it cannot
+run everything, a line in the capability tables below them, which config validation checks
+before Ray starts). Ray is imported inside the factories, so validation can read the names
+without paying for the Ray import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tune.config import SearchConfig
+from tune.space import Choice, Domain, to_ray
+
+if TYPE_CHECKING:
+    from ray.tune.schedulers import TrialScheduler
+    from ray.tune.search import Searcher
+
+# Rungs of ASHA keep the best 1/REDUCTION_FACTOR of trials; 2 suits the few epochs of a search.
+ASHA_REDUCTION_FACTOR = 2
+ASHA_GRACE_PERIOD = 1  # epochs every trial gets before ASHA may stop it
+PBT_PERTURBATION_INTERVAL = 1  # epochs between PBT exploit/explore steps
+
+
+def make_param_space(cfg: SearchConfig) -> dict[str, Any]:
+    """The trial config Ray samples from: the shared fixed values plus one Ray domain per
+    space key (`tune.grid_search` for choices under algorithm grid)."""
+    space = cfg.fixed_trial_config()
+    grid = cfg.search.algorithm == "grid"
+    for key, domain in cfg.space.items():
+        space[key] = to_ray(domain, grid=grid)
+    return space
+
+
+def make_searcher(cfg: SearchConfig) -> Searcher | None:
+    """The searcher for `cfg.search.algorithm`; None means Ray's BasicVariantGenerator."""
+    return SEARCHERS[cfg.search.algorithm](cfg)
+
+
+def make_scheduler(cfg: SearchConfig) -> TrialScheduler:
+    """The trial scheduler for `cfg.search.scheduler`; metric and mode are left to TuneConfig."""
+    return SCHEDULERS[cfg.search.scheduler](cfg)
+
+
+# --- searchers -------------------------------------------------------------------------------
+
+
+def _basic_variants(cfg: SearchConfig) -> None:
+    # Ray's default BasicVariantGenerator: samples domains at random and expands grid_search.
+    # Returning None (not an instance) lets TuneConfig.max_concurrent_trials apply to it.
+    return None
+
+
+def _optuna(cfg: SearchConfig) -> Searcher:
+    from ray.tune.search.optuna import OptunaSearch
+
+    # TPE; the seed makes a rerun of the same config propose the same trials.
+    return OptunaSearch(metric=cfg.search.metric, mode=cfg.search.mode, seed=cfg.search.seed)
+
+
+SEARCHERS: dict[str, Callable[[SearchConfig], Searcher | None]] = {
+    "random": _basic_variants,
+    "grid": _basic_variants,
+    "optuna": _optuna,
+}
+
+
+# --- schedulers ------------------------------------------------------------------------------
+
+
+def _fifo(cfg: SearchConfig) -> TrialScheduler:
+    from ray.tune.schedulers import FIFOScheduler
+
+    return FIFOScheduler()
+
+
+def _asha(cfg: SearchConfig) -> TrialScheduler:
+    from ray.tune.schedulers import ASHAScheduler
+
+    # One training_iteration is one epoch (the trainable reports once per epoch).
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=cfg.epochs,
+        grace_period=ASHA_GRACE_PERIOD,
+        reduction_factor=ASHA_REDUCTION_FACTOR,
+    )
+
+
+def _pbt(cfg: SearchConfig) -> TrialScheduler:
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    mutations = {key: _pbt_mutation(cfg.space[key]) for key in MUTATED_KEYS["pbt"]}
+    return PopulationBasedTraining(
+        time_attr="training_iteration",
+        perturbation_interval=PBT_PERTURBATION_INTERVAL,
+        hyperparam_mutations=mutations,
+    )
+
+
+def _pbt_mutation(domain: Domain) -> Any:
+    # PBT takes a list (steps to a neighbouring value) or a Ray domain (resample or scale by
+    # 0.8/1.2); validation has checked the domain is one of those, not a fixed value.
+    if isinstance(domain, Choice):
+        return list(domain.values)
+    return to_ray(domain)
+
+
+SCHEDULERS: dict[str, Callable[[SearchConfig], TrialScheduler]] = {
+    "fifo": _fifo,
+    "asha": _asha,
+    "pbt": _pbt,
+}
+
+
+# --- what each can run (checked by config validation) ---------------------------------------
+
+# Searchers that only enumerate values: Ray's grid_search has no form for a continuous range.
+DISCRETE_ONLY_SEARCHERS: frozenset[str] = frozenset({"grid"})
+
+# Scheduler -> trial keys it mutates during training; each must be searchable in `space`.
+MUTATED_KEYS: dict[str, tuple[str, ...]] = {"pbt": ("lr",)}
+
+# (algorithm, scheduler) pairs that cannot run together, and why.
+INCOMPATIBLE: dict[tuple[str, str], str] = {
+    ("optuna", "pbt"): (
+        "PBT rewrites trial configs mid-run, which Optuna's TPE model never sees, so its "
+        "suggestions would learn from configs that did not run"
+    ),
+}

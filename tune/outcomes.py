@@ -1,0 +1,73 @@
+"""How a trial ended: one stop reason, and what it means for counts, run status and progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Why a trial stopped (the `cnn_tune.stop_reason` tag).
+COMPLETED = "completed"  # ran every epoch
+SCHEDULER = "scheduler"  # the scheduler (ASHA, PBT) stopped it early
+BUDGET = "budget"  # the search's time budget ran out while it ran
+INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM / a crash of the driver stopped the search
+DIVERGED = "diverged"  # NaN or infinite loss; not retried
+ERROR = "error"  # raised beyond max_failures
+REASONS = (COMPLETED, SCHEDULER, BUDGET, INTERRUPTED, DIVERGED, ERROR)
+
+# Disjoint outcomes the summary counts (JSON `trials` keys).
+FINISHED = "finished"
+STOPPED_EARLY = "stopped_early"
+FAILED = "failed"
+OUTCOMES = (FINISHED, STOPPED_EARLY, DIVERGED, FAILED)
+
+OUTCOME_OF_REASON = {
+    COMPLETED: FINISHED,
+    SCHEDULER: STOPPED_EARLY,
+    BUDGET: STOPPED_EARLY,
+    INTERRUPTED: STOPPED_EARLY,
+    DIVERGED: DIVERGED,
+    ERROR: FAILED,
+}
+
+RUN_STATUS_OF_REASON = {
+    COMPLETED: "FINISHED",
+    SCHEDULER: "KILLED",
+    BUDGET: "KILLED",
+    INTERRUPTED: "KILLED",
+    DIVERGED: "FAILED",
+    ERROR: "FAILED",
+}
+
+# The word a progress line shows when a trial ends.
+PROGRESS_WORD_OF_REASON = {
+    COMPLETED: "done",
+    SCHEDULER: "stopped",
+    BUDGET: "stopped",
+    INTERRUPTED: "stopped",
+    DIVERGED: "diverged",
+    ERROR: "error",
+}
+
+
+def stop_reason(
+    metrics: dict[str, Any], epochs: int, error: str | None = None, budget_hit: bool = False
+) -> str:
+    """Why a trial stopped, from its last reported metrics.
+
+    Args:
+        metrics: the trial's last result ({} when it never reported).
+        epochs: the search's epochs per trial.
+        error: the trial's error, when it raised beyond max_failures.
+        budget_hit: whether the search's time budget had run out when it stopped.
+    """
+    if error is not None:
+        return ERROR
+    if metrics.get("diverged"):
+        return DIVERGED
+    if int(metrics.get("epoch", 0)) >= epochs:
+        return COMPLETED
+    return BUDGET if budget_hit else SCHEDULER
+
+
+def outcome(metrics: dict[str, Any], epochs: int, error: str | None = None) -> str:
+    """The summary's outcome of a trial: finished, stopped_early, diverged or failed."""
+    return OUTCOME_OF_REASON[stop_reason(metrics, epochs, error)]

@@ -1,0 +1,141 @@
+"""A search's MLflow runs around Ray's fit: open them, settle them with Ray's word, close them.
+
+Opening creates (or reattaches to) the parent run; settling ends every child run as Ray saw
+its trial end; closing logs the end-of-search artifacts and ends the parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any
+
+import yaml
+
+from tune.config import SearchConfig
+from tune.logs import get_logger
+from tune.outcomes import ERROR, INTERRUPTED, stop_reason
+from tune.paths import redact_uri, state_dir
+from tune.summary import Summary
+from tune.tracking import Tracker
+from tune.tuner import FitOutcome
+
+log = get_logger("mlflow")
+
+
+def open_runs(cfg: SearchConfig) -> Tracker:
+    """Create (or reattach to) the search's parent run before any trial starts.
+
+    Raises:
+        TrackingUnreachable (exit 3) when the store does not answer.
+    """
+    tracker = Tracker(
+        cfg.mlflow.tracking_uri, cfg.mlflow.experiment, state_dir(cfg.storage_path, cfg.name)
+    )
+    shown = cfg.to_dict()
+    shown["mlflow"]["tracking_uri"] = redact_uri(cfg.mlflow.tracking_uri)  # no password in MLflow
+    tracker.start_search(cfg, yaml.safe_dump(shown, sort_keys=False))
+    return tracker
+
+
+def close_runs(tracker: Tracker, cfg: SearchConfig, summary: Summary, outcome: FitOutcome) -> None:
+    """Settle every run after a fit: reconcile with Ray, then close the search as interrupted,
+    as a finished search resumed (nothing new to log), or with its artifacts."""
+    reconcile_runs(tracker, outcome, cfg)
+    for trial_id in outcome.unfinished():
+        tracker.trial_ended(trial_id, INTERRUPTED)
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints model-logging notes
+        if summary.interrupted:
+            tracker.close_open_trials(INTERRUPTED)
+            tracker.finish_search({}, "KILLED")
+        elif tracker.runs is not None and tracker.runs.finished and not outcome.ran_anything:
+            # A finished search resumed: its artifacts are logged; only close the parent run,
+            # which reattaching reopened.
+            tracker.finish_search({}, "FINISHED" if summary.exit_code == 0 else "FAILED")
+        else:
+            log_search_end(tracker, cfg, summary, outcome)
+    summary.mlflow = tracker.info()
+    summary.mlflow["logging_share"] = log_tracking_cost(tracker, outcome, cfg)
+
+
+def abandon_runs(tracker: Tracker) -> None:
+    """The fit raised (Ctrl-C before Ray saved anything, a crash): leave nothing RUNNING."""
+    tracker.close_open_trials(INTERRUPTED)
+    tracker.finish_search({}, "KILLED")
+
+
+def reconcile_runs(tracker: Tracker, outcome: FitOutcome, cfg: SearchConfig) -> None:
+    """Bring MLflow in line with Ray's final word on each trial.
+
+    A driver killed between a trial's end and the run map's save leaves that run open, and a
+    restored experiment does not replay the end; error messages are complete only here.
+    """
+    still_open = set(tracker.open_trials())
+    for record in outcome.records:
+        status = outcome.statuses.get(record.trial_id)
+        if record.error:
+            tracker.record_error(record.trial_id, record.error)
+        if record.trial_id not in still_open:
+            continue
+        if status == "ERROR":
+            tracker.trial_ended(record.trial_id, ERROR, record.error)
+        elif status == "TERMINATED":
+            tracker.trial_ended(record.trial_id, stop_reason(record.metrics, cfg.epochs))
+
+
+def _warn_on_failure(what: str, fn: Any, *args: Any) -> Any:
+    # Artifacts are a view of the results; failing to make one must not fail the search.
+    try:
+        return fn(*args)
+    except Exception as exc:
+        log.warning(f"{what} failed: {type(exc).__name__}: {exc}")
+        return None
+
+
+def log_search_end(
+    tracker: Tracker, cfg: SearchConfig, summary: Summary, outcome: FitOutcome
+) -> None:
+    """Close every run and log the end-of-search artifacts (curves, best model, plots)."""
+    from trainables.ray_trainable import load_checkpoint_state
+    from tune.artifacts import log_best_model, log_search_plots, log_trial_curves
+
+    tracker.close_open_trials(INTERRUPTED)
+    _warn_on_failure("logging learning curves", log_trial_curves, tracker, outcome.histories)
+    best = summary.best
+    checkpoint = outcome.checkpoints.get(best["trial_id"]) if best else None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = load_checkpoint_state(directory)
+        state["trial_id"] = best["trial_id"]
+        timings = _warn_on_failure(
+            "logging the best model", log_best_model, tracker, state, cfg.mlflow.registered_model
+        )
+        if timings:
+            log.info(
+                f"mlflow: best model logged in {timings['log_model_s']:.1f}s "
+                f"(confusion matrices {timings['confusion_s']:.1f}s)"
+            )
+    _warn_on_failure("logging search plots", log_search_plots, tracker, summary, cfg)
+    headline = {"best_val_acc": best["val_acc"], "test_acc": best.get("test_acc")} if best else {}
+    tracker.finish_search(headline, "FINISHED" if summary.exit_code == 0 else "FAILED")
+
+
+def log_tracking_cost(tracker: Tracker, outcome: FitOutcome, cfg: SearchConfig) -> float | None:
+    """Say what MLflow cost the search (and what is still unsent); return its share of the
+    trials' time."""
+    trial_seconds = sum(h.get("epoch_seconds", 0) for hs in outcome.histories.values() for h in hs)
+    share = tracker.seconds / trial_seconds if trial_seconds else None
+    info = tracker.info()
+    log.info(
+        f"mlflow: parent run {info['parent_run_id']} in {info['tracking_uri']}; "
+        f"logging while trials ran took {tracker.seconds:.2f}s on the driver "
+        f"({100 * (share or 0):.2f}% of {trial_seconds:.0f}s of trial time), "
+        f"end-of-search artifacts {tracker.artifact_seconds:.1f}s"
+    )
+    unsent = tracker.unsent()
+    if unsent:
+        log.warning(
+            f"mlflow: {unsent} records could not be sent yet (store unreachable); they wait in "
+            f"{state_dir(cfg.storage_path, cfg.name)} and are sent by `cnn-tune resume {cfg.name}`"
+        )
+    return round(share, 4) if share is not None else None

@@ -1,0 +1,220 @@
+"""Everything Ray: start or join it, build or restore the `Tuner`, fit, read the outcome.
+
+SIGTERM stops a fit as Ctrl-C does.
+
+All of it is Ray Tune's own machinery (Tuner, TuneConfig, RunConfig, FailureConfig,
+CheckpointConfig, with_resources, Tuner.restore); this module only wires a validated
+`SearchConfig` into it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from tune.config import SearchConfig
+from tune.errors import Unreachable
+from tune.logs import get_logger, third_party_level
+from tune.paths import experiment_path
+from tune.summary import TrialRecord
+from tune.tracking import Tracker
+
+CHECKPOINTS_TO_KEEP = 2  # per trial: the latest and the one before (a torn write leaves one)
+
+log = get_logger("tuner")
+
+
+@dataclass
+class FitOutcome:
+    """What a finished `Tuner.fit()` leaves for the summary and the tracking artifacts."""
+
+    records: list[TrialRecord]
+    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # per-epoch results
+    checkpoints: dict[str, Any] = field(default_factory=dict)  # trial id -> latest Checkpoint
+    ran_anything: bool = False  # whether any trial reported during this fit
+    statuses: dict[str, str] = field(default_factory=dict)  # trial id -> Ray's trial status
+
+    def unfinished(self) -> list[str]:
+        """Trials Ray did not end (an interrupted search): neither TERMINATED nor ERROR."""
+        return [t for t, s in self.statuses.items() if s not in ("TERMINATED", "ERROR")]
+
+
+def start_ray(address: str | None) -> None:
+    """Join the Ray cluster at `address`, else start a local Ray sized to this machine."""
+    import ray
+
+    # Trials print nothing we need on the driver's stdout (they report through Tune), and the
+    # driver's stdout is reserved for the JSON summary.
+    common: dict[str, Any] = {"log_to_driver": False, "logging_level": third_party_level()}
+    if address:
+        try:
+            ray.init(address=address, **common)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise Unreachable(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local cluster needs no token
+    ray.init(
+        address="local",
+        num_cpus=os.cpu_count(),
+        # No dashboard web server on a private local Ray. (Ray 2.60's own gRPC ports still
+        # listen on all interfaces; it maps 127.0.0.1 to the node IP. README says so.)
+        include_dashboard=False,
+        **common,
+    )
+
+
+def make_trainable(cfg: SearchConfig) -> Any:
+    from ray import tune
+
+    from trainables.ray_trainable import train_cnn
+
+    return tune.with_resources(
+        train_cnn, {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}
+    )
+
+
+def make_tuner(cfg: SearchConfig, callbacks: list[Any]) -> Any:
+    """Build Ray Tune's Tuner for a new search."""
+    from ray import tune
+
+    from tune.algorithms import make_param_space, make_scheduler, make_searcher
+
+    return tune.Tuner(
+        make_trainable(cfg),
+        param_space=make_param_space(cfg),
+        tune_config=tune.TuneConfig(
+            metric=cfg.search.metric,
+            mode=cfg.search.mode,
+            search_alg=make_searcher(cfg),
+            scheduler=make_scheduler(cfg),
+            num_samples=cfg.search.num_samples,
+            max_concurrent_trials=cfg.search.max_concurrent or None,
+            time_budget_s=cfg.search.time_budget_s,
+            # A trial's worker process (torch imported, data cached in memory) runs the next
+            # trial: starting a fresh one cost ~4 s per trial, more than a demo epoch.
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=cfg.name,
+            storage_path=cfg.storage_path,
+            failure_config=tune.FailureConfig(max_failures=cfg.search.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_TO_KEEP),
+            callbacks=callbacks,
+            verbose=0,
+        ),
+    )
+
+
+def restore_tuner(cfg: SearchConfig, callbacks: list[Any], retry_errored: bool) -> Any:
+    """`Tuner.restore` with the searcher's and scheduler's saved state.
+
+    Finished trials are kept, unfinished ones continue from their latest checkpoints, and
+    errored ones (which used up max_failures) stay errored unless `retry_errored`.
+    """
+    from ray import tune
+
+    tuner = tune.Tuner.restore(
+        experiment_path(cfg.storage_path, cfg.name),
+        trainable=make_trainable(cfg),
+        resume_unfinished=True,
+        resume_errored=retry_errored,
+    )
+    # The saved RunConfig carries the callbacks of the driver that died; ours write to this
+    # driver's tracker and stderr. Ray offers no public setter for them on restore.
+    tuner._local_tuner._run_config.callbacks = callbacks
+    return tuner
+
+
+def outcome_from(results: Any) -> FitOutcome:
+    """Ray's ResultGrid -> plain records, per-epoch histories and latest checkpoints."""
+    outcome = FitOutcome(records=[])
+    for result in results:
+        metrics = dict(result.metrics or {})
+        error = None
+        if result.error is not None:
+            lines = [line for line in str(result.error).strip().splitlines() if line.strip()]
+            error = lines[-1] if lines else type(result.error).__name__
+        trial_id = metrics.get("trial_id") or os.path.basename(str(result.path))
+        outcome.records.append(
+            TrialRecord(
+                trial_id=trial_id, config=dict(result.config or {}), metrics=metrics, error=error
+            )
+        )
+        frame = result.metrics_dataframe
+        if frame is not None and "epoch" in frame:
+            by_epoch = {int(row["epoch"]): row for row in frame.to_dict("records")}
+            outcome.histories[trial_id] = [by_epoch[e] for e in sorted(by_epoch)]
+        outcome.checkpoints[trial_id] = result.checkpoint
+    return outcome
+
+
+def saved_statuses(path: str) -> dict[str, str]:
+    """Each trial's status as saved in the experiment state: what a restore would see.
+
+    After Ctrl-C/SIGTERM, Ray ends the running trials in memory (TERMINATED) but saves them
+    as PENDING, to be continued; the saved view is the one that tells an interruption.
+    """
+    from ray.tune import ExperimentAnalysis
+
+    return {t.trial_id: t.status for t in ExperimentAnalysis(path).trials}
+
+
+@contextlib.contextmanager
+def sigterm_as_sigint() -> Iterator[None]:
+    """SIGTERM (a scheduler, `kill`) stops a search like Ctrl-C: Ray Tune's graceful path
+    stops the trials and saves the experiment state, so the search can be resumed."""
+
+    def forward(signum: int, frame: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def fit(
+    cfg: SearchConfig, address: str | None, tracker: Tracker, restore: bool, retry_errored: bool
+) -> FitOutcome:
+    """Start or join Ray, run (or restore) the Tuner with the progress and MLflow callbacks,
+    and shut Ray down again."""
+    import ray
+    from ray import tune
+
+    from tune.callbacks import MlflowTrialCallback, ProgressCallback
+    from tune.checks import check_cluster_resources
+
+    path = experiment_path(cfg.storage_path, cfg.name)
+    # Ray Tune prints its own boxes and tables on stdout: stdout is the JSON summary's.
+    with contextlib.redirect_stdout(sys.stderr):
+        start_ray(address)
+        try:
+            # After ray.init: Ray's core worker installs its own SIGTERM handler, which exits.
+            with sigterm_as_sigint():
+                if address:
+                    check_cluster_resources(cfg)
+                progress = ProgressCallback(cfg.searched_keys(), cfg.epochs, cfg.trial_count())
+                mlflow_cb = MlflowTrialCallback(tracker, cfg.epochs, cfg.search.time_budget_s)
+                callbacks = [progress, mlflow_cb]
+                if restore and tune.Tuner.can_restore(path):
+                    log.info(f"search {cfg.name!r}: resuming from {path}")
+                    tuner = restore_tuner(cfg, callbacks, retry_errored)
+                else:
+                    log.info(
+                        f"search {cfg.name!r}: {cfg.trial_count()} trials of {cfg.dataset}, "
+                        f"{cfg.search.algorithm} search, {cfg.search.scheduler} scheduler, "
+                        f"up to {cfg.epochs} epochs"
+                    )
+                    tuner = make_tuner(cfg, callbacks)
+                outcome = outcome_from(tuner.fit())
+            outcome.ran_anything = bool(progress.latest)
+            outcome.statuses = saved_statuses(path)
+            return outcome
+        finally:
+            ray.shutdown()
