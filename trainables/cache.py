@@ -9,7 +9,6 @@ when a file must be built.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -26,6 +25,10 @@ log = logging.getLogger("cnn_tune.cache")
 # Bump when what a builder stores changes (layout, keys, decode method): old cache files are
 # then simply not found again, and are rebuilt under the new name.
 FORMAT_VERSION = 1
+# Beside a cache file of a dataset whose files are edited in place (an ImageFolder): the
+# fingerprint of the raw files it was decoded from. Changed files are decoded again; a node that
+# cannot read them at all (a cluster worker without the raw data) uses the cache as it is.
+SOURCE_SUFFIX = ".source"
 CHECKSUM_SUFFIX = ".sha256"  # beside each cache file: the hex SHA-256 of its bytes
 
 # The tensor fields of `Decoded`, stored under these keys when set.
@@ -51,6 +54,7 @@ def file_for(req: BuildRequest, cache_dir: str | os.PathLike[str] | None) -> str
     """The cache file of a checked request (`make_request`): `<cache_dir>/<name>-<hash>.pt`.
 
     The hash covers the name, the resolved root, `FORMAT_VERSION` and the spec's `decode_keys`.
+    What the raw files held (a spec's fingerprint) is kept beside the file (`SOURCE_SUFFIX`).
     """
     spec = DATASETS[req.name]
     key = {"name": req.name, "data_root": req.data_root, "format": FORMAT_VERSION}
@@ -107,13 +111,16 @@ def _read_cache(path: str) -> Decoded | None:
     if not os.path.exists(path):
         return None
     try:
-        with open(path, "rb") as f:
-            data = f.read()
         with open(path + CHECKSUM_SUFFIX) as f:
             expected = f.read().strip()
-        if hashlib.sha256(data).hexdigest() != expected:
-            raise ValueError("checksum mismatch")
-        return _from_state(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+        # Hashed in chunks and loaded from the same open file: the file's bytes are never held
+        # in memory beside the tensors (the memory check in `datasets` counts on that).
+        with open(path, "rb") as f:
+            if _sha256(f) != expected:
+                raise ValueError("checksum mismatch")
+            f.seek(0)
+            state = torch.load(f, map_location="cpu", weights_only=True)
+        return _from_state(state)
     except Exception as err:  # a stale format or a damaged file: rebuild rather than fail
         log.info(
             f"cnn-tune data: ignoring unreadable cache file {path} ({type(err).__name__}: {err})"
@@ -121,16 +128,33 @@ def _read_cache(path: str) -> Decoded | None:
         return None
 
 
+CHUNK = 1 << 20  # bytes read at a time while hashing
+
+
+def _sha256(f: Any) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: f.read(CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _temporary_beside(path: str) -> str:
+    fd, tmp = tempfile.mkstemp(
+        dir=os.path.dirname(path), prefix=os.path.basename(path) + ".", suffix=".tmp"
+    )
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes it 0600; other readers on the node need it too
+    return tmp
+
+
 def _write_atomic(path: str, data: bytes) -> None:
     """Readers see either no file or a whole one, never a partial write."""
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    tmp = _temporary_beside(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; other readers on the node need it too
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -139,12 +163,34 @@ def _write_atomic(path: str, data: bytes) -> None:
 
 
 def _write_cache(path: str, decoded: Decoded) -> None:
-    """Write the arrays and their SHA-256 (checksum first: a file without one is rebuilt)."""
-    buffer = io.BytesIO()
-    torch.save(_to_state(decoded), buffer)
-    data = buffer.getvalue()
-    _write_atomic(path + CHECKSUM_SUFFIX, hashlib.sha256(data).hexdigest().encode() + b"\n")
-    _write_atomic(path, data)
+    """Write the arrays and their SHA-256, each atomically (checksum first: a file without one
+    is rebuilt). The arrays are saved straight to disk, never serialized in memory."""
+    tmp = _temporary_beside(path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(_to_state(decoded), f)
+            f.flush()
+            os.fsync(f.fileno())
+        with open(tmp, "rb") as f:
+            digest = _sha256(f)
+        _write_atomic(path + CHECKSUM_SUFFIX, digest.encode() + b"\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _from_same_source(path: str, source: str | None) -> bool:
+    """Whether the cache file was decoded from the raw files as they are now. True when they
+    cannot be read here (`source` None): the cache is all this node has."""
+    if source is None:
+        return True
+    try:
+        with open(path + SOURCE_SUFFIX) as f:
+            return f.read().strip() == source
+    except OSError:
+        return False
 
 
 def load_or_build(req: BuildRequest, path: str) -> Decoded:
@@ -157,8 +203,10 @@ def load_or_build(req: BuildRequest, path: str) -> Decoded:
     Returns:
         The decoded arrays, read from `path` or built by the dataset's builder and written there.
     """
+    fingerprint = DATASETS[req.name].fingerprint
+    source = fingerprint(req) if fingerprint is not None else None
     cached = _read_cache(path)  # fast path: no lock once the file exists
-    if cached is not None:
+    if cached is not None and _from_same_source(path, source):
         return cached
     from filelock import FileLock, Timeout
 
@@ -171,11 +219,15 @@ def load_or_build(req: BuildRequest, path: str) -> Decoded:
         lock.acquire()
     try:
         cached = _read_cache(path)  # the process we waited for has built it
-        if cached is not None:
+        if cached is not None and _from_same_source(path, source):
             return cached
+        if cached is not None:
+            log.info(f"cnn-tune data: the files behind {path} changed; decoding them again")
         start = time.perf_counter()
         decoded = DATASETS[req.name].build(req)
         _write_cache(path, decoded)
+        if source is not None:
+            _write_atomic(path + SOURCE_SUFFIX, source.encode())
         log.info(
             f"cnn-tune data: cached {req.name} in {path} ({time.perf_counter() - start:.1f} s)"
         )

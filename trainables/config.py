@@ -18,6 +18,9 @@ LR_SCHEDULES = ("constant", "onecycle", "linear")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 IMAGE_MODES = ("RGB", "L")
+# Seeds are derived from the trial's seed (per epoch: seed * 1_000_003 + epoch) and from the
+# search's (numpy's RandomState in Optuna): below 2**32 both fit their generators.
+SEED_LIMIT = 2**32
 
 
 @dataclass
@@ -108,7 +111,7 @@ class TrialConfig:
         _check_range("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
         _check_range("val_fraction", self.val_fraction, low=0.0, high=0.9, low_open=True)
         _check_range("image_size", self.image_size, low=8, high=512)
-        _check_range("seed", self.seed, low=0)
+        _check_range("seed", self.seed, low=0, high=SEED_LIMIT, high_open=True)
         if self.max_train_images is not None:
             _check_range("max_train_images", self.max_train_images, low=1)
 
@@ -187,7 +190,11 @@ def _check_range(
     if high is not None:
         bad |= value >= high if high_open else value > high
     if bad:
-        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        lo = "" if low is None else f"{'>' if low_open else '>='} {_number(low)}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {_number(high)}"
         allowed = " and ".join(s for s in (lo, hi) if s)
         raise ConfigError(f"{key} {value!r} is out of range; allowed: {allowed}")
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"

@@ -231,6 +231,9 @@ def train(
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         t_epoch = time.perf_counter()
         generator.manual_seed(epoch_seed(cfg.seed, epoch))
+        # Dropout draws from torch's global generator: seeded per epoch too, so an epoch run
+        # again after a resume draws the same masks as it did the first time.
+        torch.manual_seed(epoch_seed(cfg.seed, epoch))
         order = torch.randperm(n, generator=generator, device=device)
         net.train()
         loss_sum = torch.zeros((), device=device)

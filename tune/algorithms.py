@@ -11,10 +11,11 @@ without paying for the Ray import.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tune.config import SearchConfig
-from tune.space import Choice, Domain, to_ray
+from tune.space import Choice, Domain, is_range, to_ray
 
 if TYPE_CHECKING:
     from ray.tune.schedulers import TrialScheduler
@@ -94,11 +95,27 @@ def _pbt(cfg: SearchConfig) -> TrialScheduler:
     from ray.tune.schedulers import PopulationBasedTraining
 
     mutations = {key: _pbt_mutation(cfg.space[key]) for key in MUTATED_KEYS["pbt"]}
+    bounds = {
+        key: (domain.low, domain.high)
+        for key in MUTATED_KEYS["pbt"]
+        if is_range(domain := cfg.space[key])
+    }
     return PopulationBasedTraining(
         time_attr="training_iteration",
         perturbation_interval=PBT_PERTURBATION_INTERVAL,
         hyperparam_mutations=mutations,
+        # PBT scales a range value by 0.8 or 1.2 without looking at the range: lr would drift
+        # past what the config allows (and past 10, where a trial raises).
+        custom_explore_fn=partial(clip_to_ranges, bounds),
     )
+
+
+def clip_to_ranges(bounds: dict[str, tuple[float, float]], config: dict[str, Any]) -> dict:
+    """PBT's explored config with each ranged key put back inside [low, high]."""
+    for key, (low, high) in bounds.items():
+        if isinstance(config.get(key), (int, float)):
+            config[key] = min(max(config[key], low), high)
+    return config
 
 
 def _pbt_mutation(domain: Domain) -> Any:

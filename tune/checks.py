@@ -12,6 +12,7 @@ import socket
 from tune.config import SearchConfig
 from tune.errors import BadInput, Unreachable
 from tune.logs import get_logger
+from tune.machine import usable_cpus, usable_gpus
 from tune.paths import is_remote
 from tune.space import domain_values
 
@@ -50,10 +51,9 @@ def check_batch_size(cfg: SearchConfig, train_images: int) -> None:
 
 
 def check_local_resources(cfg: SearchConfig) -> None:
-    """On a local Ray, a trial must fit this machine, or Ray would wait for it forever."""
-    import torch
-
-    gpus = torch.cuda.device_count()
+    """On a private local Ray, a trial must fit the CPUs and GPUs this process may use, or Ray
+    would wait for it forever."""
+    gpus = usable_gpus()
     need_gpu = cfg.resources.gpus_per_trial
     if need_gpu > 0 and gpus == 0:
         raise BadInput(
@@ -65,12 +65,26 @@ def check_local_resources(cfg: SearchConfig) -> None:
             f"resources.gpus_per_trial is {need_gpu:g} but this machine has {gpus} GPU(s); "
             f"allowed: <= {gpus}"
         )
-    cpus = os.cpu_count() or 1
+    usable = usable_cpus()
+    cpus = local_ray_cpus(cfg)
+    if cfg.resources.local_cpus is not None and cfg.resources.local_cpus > usable:
+        raise BadInput(
+            f"resources.local_cpus is {cfg.resources.local_cpus:g} but this process may use "
+            f"{usable} CPU(s) (affinity and cgroup limits); allowed: <= {usable}"
+        )
     if cfg.resources.cpus_per_trial > cpus:
         raise BadInput(
-            f"resources.cpus_per_trial is {cfg.resources.cpus_per_trial:g} but this machine has "
-            f"{cpus} CPU(s); allowed: <= {cpus}"
+            f"resources.cpus_per_trial is {cfg.resources.cpus_per_trial:g} but the local Ray has "
+            f"{cpus} CPU(s) (resources.local_cpus, else the CPUs this process may use); "
+            f"allowed: <= {cpus}"
         )
+
+
+def local_ray_cpus(cfg: SearchConfig) -> int:
+    """The size of a private local Ray: `resources.local_cpus`, else every usable CPU."""
+    if cfg.resources.local_cpus is not None:
+        return int(cfg.resources.local_cpus)
+    return usable_cpus()
 
 
 def check_cluster_resources(cfg: SearchConfig) -> None:
@@ -106,6 +120,6 @@ def probe_address(address: str) -> None:
 
 def probe_tracking_store(tracking_uri: str) -> None:
     """Fail fast (exit 3) when an http(s) tracking server does not answer."""
-    from tune.tracking import probe_tracking
+    from tune.store import probe_tracking
 
     probe_tracking(tracking_uri)

@@ -19,7 +19,16 @@ METRICS = ("val_acc", "val_loss", "train_loss")
 MODES = ("max", "min")
 # Trial keys the search config sets at top level (or the driver sets); `space` may not vary them.
 TOP_LEVEL_TRIAL_KEYS = ("dataset", "data_root", "cache_dir", "epochs")
-UNSEARCHABLE_KEYS = (*TOP_LEVEL_TRIAL_KEYS, "download", "device")
+# Also the keys that decide the data itself: trials of one search must see the same images and
+# validate on the same split, or their scores cannot be compared.
+UNSEARCHABLE_KEYS = (
+    *TOP_LEVEL_TRIAL_KEYS,
+    "download",
+    "device",
+    "val_fraction",
+    "image_size",
+    "image_mode",
+)
 
 
 @dataclass
@@ -43,6 +52,9 @@ class Resources:
 
     cpus_per_trial: float = 1  # CPU cores, > 0
     gpus_per_trial: float = 0  # GPUs, >= 0; 0.25 packs 4 trials a GPU
+    # CPUs of a private local Ray (no --address); None: the CPUs this process may use
+    # (affinity, cgroup quota). Two searches on one machine: split them, or share one Ray.
+    local_cpus: int | None = None
 
 
 @dataclass
@@ -54,6 +66,9 @@ class MlflowSettings:
     tracking_uri: str | None = None
     experiment: str = "cnn-tune"  # MLflow experiment name
     registered_model: str | None = None  # Model Registry name for the best model; None: not
+    # seconds the end of a search keeps sending what an outage queued before it reports them
+    # unsent (they then wait for `cnn-tune resume`)
+    final_flush_s: float = 60.0
 
 
 SECTIONS: dict[str, type] = {
@@ -124,6 +139,19 @@ class SearchConfig:
 
 
 def dump_search_config(cfg: SearchConfig, path: str | os.PathLike[str]) -> None:
-    """Write the resolved config as YAML (loadable by `tune.parse.load_search_config`)."""
-    with open(path, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(cfg.to_dict(), fh, sort_keys=False)
+    """Write the resolved config as YAML (loadable by `tune.parse.load_search_config`).
+
+    It holds the tracking URI, which may carry a password: the file is created owner-only
+    (like .netrc), never readable by others even for a moment, and replaced atomically.
+    """
+    path = os.fspath(path)
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(cfg.to_dict(), fh, sort_keys=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

@@ -133,9 +133,7 @@ def drive(
             remove_experiment(cfg)
         saved = saved_config_path(cfg.storage_path, cfg.name)
         if not restore or not os.path.exists(saved):
-            dump_search_config(cfg, saved)
-            # It holds the tracking URI, which may carry a password: owner-only, like .netrc.
-            os.chmod(saved, 0o600)
+            dump_search_config(cfg, saved)  # owner-only from its creation: it holds the URI
         return drive_locked(cfg, address, restore, retry_errored)
 
 
@@ -143,7 +141,7 @@ def drive_locked(
     cfg: SearchConfig, address: str | None, restore: bool, retry_errored: bool
 ) -> Summary:
     """Open the runs, fit, summarize and close the runs; the experiment lock is held."""
-    from tune.runs import abandon_runs, close_runs, open_runs
+    from tune.runs import abandon_runs, close_runs, open_runs, settle_runs
     from tune.tuner import fit
 
     tracker = open_runs(cfg)
@@ -156,6 +154,7 @@ def drive_locked(
     except BaseException:
         abandon_runs(tracker)
         raise
+    interrupted, stopped_by = settle_runs(tracker, cfg, outcome)
     summary = summarize(
         outcome.records,
         name=cfg.name,
@@ -167,7 +166,7 @@ def drive_locked(
         storage_path=cfg.storage_path,
         experiment_path=experiment_path(cfg.storage_path, cfg.name),
     )
-    summary.interrupted = bool(outcome.unfinished()) or len(outcome.records) < cfg.trial_count()
+    summary.interrupted, summary.stopped_by = interrupted, stopped_by
     close_runs(tracker, cfg, summary, outcome)
     if summary.interrupted:
         log.info(

@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from tune.paths import redact_uri
 
 LOGGER = "cnn_tune"
 # Above WARNING, below ERROR: what a command prints as its result (the summary table, "config
@@ -53,6 +56,36 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+def _redacting_factory(make_record: Callable[..., logging.LogRecord]) -> Callable:
+    """Wrap a LogRecord factory so that no record, ours or a library's, carries a password.
+
+    MLflow's and requests' exception texts quote the request URL, credentials included (a
+    tracking URI `http://user:secret@host`); those texts reach warnings, the exit-3 line and
+    the libraries' own log lines, and from there cron logs.
+    """
+
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to logging to report
+            return record
+        redacted = redact_uri(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return record
+
+    make.redacting = True  # type: ignore[attr-defined]
+    return make
+
+
+def install_redaction() -> None:
+    """Redact passwords in every log record of this process (idempotent)."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "redacting", False):
+        logging.setLogRecordFactory(_redacting_factory(factory))
+
+
 def get_logger(name: str = "") -> logging.Logger:
     """The `cnn_tune` logger or one of its children (`get_logger("driver")`)."""
     return logging.getLogger(f"{LOGGER}.{name}" if name else LOGGER)
@@ -61,6 +94,7 @@ def get_logger(name: str = "") -> logging.Logger:
 def setup_logging(verbosity: int = 0) -> None:
     """Send `cnn_tune` records to stderr at the level for `verbosity` (-1 quiet, 0, 1 verbose)."""
     verbosity = max(-1, min(1, verbosity))
+    install_redaction()
     root = logging.getLogger(LOGGER)
     for handler in list(root.handlers):
         root.removeHandler(handler)

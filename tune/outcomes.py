@@ -15,14 +15,18 @@ REASONS = (COMPLETED, SCHEDULER, BUDGET, INTERRUPTED, DIVERGED, ERROR)
 
 # Disjoint outcomes the summary counts (JSON `trials` keys).
 FINISHED = "finished"
-STOPPED_EARLY = "stopped_early"
+STOPPED_EARLY = "stopped_early"  # by the scheduler
+CUT = "cut"  # by a search-level stop (the time budget) before its last epoch
 FAILED = "failed"
-OUTCOMES = (FINISHED, STOPPED_EARLY, DIVERGED, FAILED)
+OUTCOMES = (FINISHED, STOPPED_EARLY, CUT, DIVERGED, FAILED)
+
+# What ended a whole search before its searcher ran out of trials (the summary's `stopped_by`).
+SEARCH_STOPS = (BUDGET,)
 
 OUTCOME_OF_REASON = {
     COMPLETED: FINISHED,
     SCHEDULER: STOPPED_EARLY,
-    BUDGET: STOPPED_EARLY,
+    BUDGET: CUT,
     INTERRUPTED: STOPPED_EARLY,
     DIVERGED: DIVERGED,
     ERROR: FAILED,
@@ -31,7 +35,7 @@ OUTCOME_OF_REASON = {
 RUN_STATUS_OF_REASON = {
     COMPLETED: "FINISHED",
     SCHEDULER: "KILLED",
-    BUDGET: "KILLED",
+    BUDGET: "FINISHED",  # the search ended normally; the trial is as good as its last epoch
     INTERRUPTED: "KILLED",
     DIVERGED: "FAILED",
     ERROR: "FAILED",
@@ -68,6 +72,17 @@ def stop_reason(
     return BUDGET if budget_hit else SCHEDULER
 
 
-def outcome(metrics: dict[str, Any], epochs: int, error: str | None = None) -> str:
-    """The summary's outcome of a trial: finished, stopped_early, diverged or failed."""
+def outcome(
+    metrics: dict[str, Any], epochs: int, error: str | None = None, reason: str | None = None
+) -> str:
+    """The summary's outcome of a trial (one of `OUTCOMES`).
+
+    Args:
+        reason: the stop reason recorded when the trial ended, where one was; it tells a trial
+            the budget cut from one the scheduler stopped, which its metrics alone cannot.
+    """
+    if error is not None:
+        return FAILED
+    if reason in OUTCOME_OF_REASON and reason != INTERRUPTED:
+        return OUTCOME_OF_REASON[reason]
     return OUTCOME_OF_REASON[stop_reason(metrics, epochs, error)]

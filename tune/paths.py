@@ -144,9 +144,16 @@ def resolve_tracking_uri(uri: str, cwd: str | None = None) -> str:
     return absolute(uri, cwd)
 
 
+# user:secret@ right after a scheme; no spaces inside, so it also finds URIs inside messages.
+_PASSWORD_RE = re.compile(r"(://[^/:@\s]*):[^/@\s]*@")
+
+
 def redact_uri(uri: str) -> str:
-    """The URI without a password (user:secret@host -> user:***@host), for logs and tags."""
-    return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", uri)
+    """The URI without a password (user:secret@host -> user:***@host), for logs and tags.
+
+    Also redacts every URI inside a longer text (an exception's message quoting a request URL).
+    """
+    return _PASSWORD_RE.sub(r"\1:***@", uri)
 
 
 def artifact_location(tracking_uri: str) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 from tune.errors import BadInput
 from tune.paths import experiment_path, redact_uri
 from tune.space import HEADLINE_KEYS
+from tune.store import prepare_store
 from tune.summary import Summary, TrialRecord, summarize
 from tune.tracking import TAG
 
@@ -57,6 +58,7 @@ def load_report(tracking_uri: str, experiment: str, name: str) -> Summary:
     """Rebuild a search's summary (finished or still running) from its MLflow runs."""
     from mlflow import MlflowClient
 
+    prepare_store(tracking_uri)
     client = MlflowClient(tracking_uri)
     parent = find_parent_run(client, experiment, name)
     children = client.search_runs(

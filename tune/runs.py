@@ -14,7 +14,7 @@ import yaml
 
 from tune.config import SearchConfig
 from tune.logs import get_logger
-from tune.outcomes import ERROR, INTERRUPTED, stop_reason
+from tune.outcomes import BUDGET, ERROR, INTERRUPTED, SCHEDULER, stop_reason
 from tune.paths import redact_uri, state_dir
 from tune.summary import Summary
 from tune.tracking import Tracker
@@ -30,28 +30,69 @@ def open_runs(cfg: SearchConfig) -> Tracker:
         TrackingUnreachable (exit 3) when the store does not answer.
     """
     tracker = Tracker(
-        cfg.mlflow.tracking_uri, cfg.mlflow.experiment, state_dir(cfg.storage_path, cfg.name)
+        cfg.mlflow.tracking_uri,
+        cfg.mlflow.experiment,
+        state_dir(cfg.storage_path, cfg.name),
+        final_flush_s=cfg.mlflow.final_flush_s,
     )
     shown = cfg.to_dict()
     shown["mlflow"]["tracking_uri"] = redact_uri(cfg.mlflow.tracking_uri)  # no password in MLflow
     tracker.start_search(cfg, yaml.safe_dump(shown, sort_keys=False))
+    tracker.send_in_background()  # trials never wait on the store
     return tracker
 
 
-def close_runs(tracker: Tracker, cfg: SearchConfig, summary: Summary, outcome: FitOutcome) -> None:
-    """Settle every run after a fit: reconcile with Ray, then close the search as interrupted,
-    as a finished search resumed (nothing new to log), or with its artifacts."""
-    reconcile_runs(tracker, outcome, cfg)
+def settle_runs(
+    tracker: Tracker, cfg: SearchConfig, outcome: FitOutcome
+) -> tuple[bool, str | None]:
+    """After a fit: decide how the search ended, and end every child run to match.
+
+    A search ended by its time budget is a normal end (`stopped_by` budget): the searcher may
+    not have proposed every trial, and the trials it cut end FINISHED with reason `budget`
+    (Ray's budget stop never reports them complete). Only a signal or a crash interrupts.
+
+    Returns:
+        (interrupted, stopped_by); each record of `outcome` gets its recorded stop reason.
+    """
+    assert tracker.runs is not None
+    tracker.send_inline()  # the end of the search writes in order, on this thread
+    tracker.runs.fit_seconds += outcome.fit_seconds
+    tracker.save_runs()
+    budget = cfg.search.time_budget_s
+    spent = budget is not None and tracker.runs.fit_seconds >= budget
+    still_open = set(tracker.open_trials())
+    cut = [
+        r.trial_id
+        for r in outcome.records
+        if r.trial_id in still_open
+        and outcome.statuses.get(r.trial_id) == "TERMINATED"
+        and stop_reason(r.metrics, cfg.epochs) == SCHEDULER
+    ]
+    missing = len(outcome.records) < cfg.trial_count()
+    interrupted = bool(outcome.unfinished()) or (missing and not spent)
+    stopped_by = BUDGET if spent and not interrupted and (missing or cut) else None
+    reconcile_runs(tracker, outcome, cfg, budget_hit=stopped_by == BUDGET)
     for trial_id in outcome.unfinished():
         tracker.trial_ended(trial_id, INTERRUPTED)
+    reasons = tracker.reasons()
+    for record in outcome.records:
+        record.reason = reasons.get(record.trial_id)
+    return interrupted, stopped_by
+
+
+def close_runs(tracker: Tracker, cfg: SearchConfig, summary: Summary, outcome: FitOutcome) -> None:
+    """Close the search's runs: as interrupted, as a finished search resumed (nothing new to
+    log), or with its end-of-search artifacts."""
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints model-logging notes
         if summary.interrupted:
             tracker.close_open_trials(INTERRUPTED)
             tracker.finish_search({}, "KILLED")
         elif tracker.runs is not None and tracker.runs.finished and not outcome.ran_anything:
             # A finished search resumed: its artifacts are logged; only close the parent run,
-            # which reattaching reopened.
-            tracker.finish_search({}, "FINISHED" if summary.exit_code == 0 else "FAILED")
+            # which reattaching reopened (and log the best model if that failed last time).
+            log_best_model_once(tracker, cfg, summary, outcome)
+            status = "FINISHED" if summary.exit_code == 0 else "FAILED"
+            tracker.finish_search({}, status, summary.stopped_by)
         else:
             log_search_end(tracker, cfg, summary, outcome)
     summary.mlflow = tracker.info()
@@ -60,11 +101,14 @@ def close_runs(tracker: Tracker, cfg: SearchConfig, summary: Summary, outcome: F
 
 def abandon_runs(tracker: Tracker) -> None:
     """The fit raised (Ctrl-C before Ray saved anything, a crash): leave nothing RUNNING."""
+    tracker.send_inline()
     tracker.close_open_trials(INTERRUPTED)
     tracker.finish_search({}, "KILLED")
 
 
-def reconcile_runs(tracker: Tracker, outcome: FitOutcome, cfg: SearchConfig) -> None:
+def reconcile_runs(
+    tracker: Tracker, outcome: FitOutcome, cfg: SearchConfig, budget_hit: bool = False
+) -> None:
     """Bring MLflow in line with Ray's final word on each trial.
 
     A driver killed between a trial's end and the run map's save leaves that run open, and a
@@ -80,7 +124,8 @@ def reconcile_runs(tracker: Tracker, outcome: FitOutcome, cfg: SearchConfig) -> 
         if status == "ERROR":
             tracker.trial_ended(record.trial_id, ERROR, record.error)
         elif status == "TERMINATED":
-            tracker.trial_ended(record.trial_id, stop_reason(record.metrics, cfg.epochs))
+            reason = stop_reason(record.metrics, cfg.epochs, budget_hit=budget_hit)
+            tracker.trial_ended(record.trial_id, reason)
 
 
 def _warn_on_failure(what: str, fn: Any, *args: Any) -> Any:
@@ -96,28 +141,56 @@ def log_search_end(
     tracker: Tracker, cfg: SearchConfig, summary: Summary, outcome: FitOutcome
 ) -> None:
     """Close every run and log the end-of-search artifacts (curves, best model, plots)."""
-    from trainables.ray_trainable import load_checkpoint_state
-    from tune.artifacts import log_best_model, log_search_plots, log_trial_curves
+    from tune.artifacts import log_search_plots, log_trial_curves
 
     tracker.close_open_trials(INTERRUPTED)
     _warn_on_failure("logging learning curves", log_trial_curves, tracker, outcome.histories)
-    best = summary.best
-    checkpoint = outcome.checkpoints.get(best["trial_id"]) if best else None
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            state = load_checkpoint_state(directory)
-        state["trial_id"] = best["trial_id"]
-        timings = _warn_on_failure(
-            "logging the best model", log_best_model, tracker, state, cfg.mlflow.registered_model
-        )
-        if timings:
-            log.info(
-                f"mlflow: best model logged in {timings['log_model_s']:.1f}s "
-                f"(confusion matrices {timings['confusion_s']:.1f}s)"
-            )
+    log_best_model_once(tracker, cfg, summary, outcome)
     _warn_on_failure("logging search plots", log_search_plots, tracker, summary, cfg)
+    best = summary.best
     headline = {"best_val_acc": best["val_acc"], "test_acc": best.get("test_acc")} if best else {}
-    tracker.finish_search(headline, "FINISHED" if summary.exit_code == 0 else "FAILED")
+    status = "FINISHED" if summary.exit_code == 0 else "FAILED"
+    tracker.finish_search(headline, status, summary.stopped_by)
+
+
+def log_best_model_once(
+    tracker: Tracker, cfg: SearchConfig, summary: Summary, outcome: FitOutcome
+) -> None:
+    """The best trial's model and confusion matrices on its run, registered if asked: once per
+    search (a resume or a cron rerun does not log or register it again), and tried again on the
+    next resume when it failed. A missing or torn checkpoint leaves the model out, with a
+    warning; it never fails the search."""
+    from tune.artifacts import log_best_model
+
+    assert tracker.runs is not None
+    best = summary.best
+    if best is None or tracker.runs.model_of == best["trial_id"]:
+        return
+    checkpoint = outcome.checkpoints.get(best["trial_id"])
+    if checkpoint is None:
+        log.warning(f"no checkpoint of the best trial {best['trial_id']}: its model is not logged")
+        return
+    state = _warn_on_failure("reading the best trial's checkpoint", _read_checkpoint, checkpoint)
+    if state is None:
+        return
+    state["trial_id"] = best["trial_id"]
+    timings = _warn_on_failure(
+        "logging the best model", log_best_model, tracker, state, cfg.mlflow.registered_model
+    )
+    if timings:
+        tracker.runs.model_of = best["trial_id"]
+        tracker.save_runs()
+        log.info(
+            f"mlflow: best model logged in {timings['log_model_s']:.1f}s "
+            f"(confusion matrices {timings['confusion_s']:.1f}s)"
+        )
+
+
+def _read_checkpoint(checkpoint: Any) -> dict[str, Any]:
+    from trainables.ray_trainable import load_checkpoint_state
+
+    with checkpoint.as_directory() as directory:
+        return load_checkpoint_state(directory)
 
 
 def log_tracking_cost(tracker: Tracker, outcome: FitOutcome, cfg: SearchConfig) -> float | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tune.errors import ExitCode
-from tune.outcomes import FAILED, FINISHED, OUTCOMES, STOPPED_EARLY, outcome
+from tune.outcomes import CUT, FAILED, FINISHED, OUTCOMES, STOPPED_EARLY, outcome
 
 
 @dataclass
@@ -22,11 +22,12 @@ class TrialRecord:
     config: dict[str, Any]  # the trial's full resolved config
     metrics: dict[str, Any]  # its last reported metrics ({} when it never reported)
     error: str | None = None  # last line of the error, when it failed
+    reason: str | None = None  # the stop reason recorded when it ended (tune.outcomes)
 
 
 def classify(record: TrialRecord, epochs: int) -> str:
     """The outcome of one trial (`tune.outcomes`)."""
-    return outcome(record.metrics, epochs, record.error)
+    return outcome(record.metrics, epochs, record.error, record.reason)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Summary:
     counts: dict[str, int] = field(default_factory=dict)
     mlflow: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False  # Ctrl-C / SIGTERM stopped it; it can be resumed
+    stopped_by: str | None = None  # a search-level stop (budget); None: it ran out of trials
 
     @property
     def exit_code(self) -> int:
@@ -61,7 +63,9 @@ class Summary:
         return {
             "name": self.name,
             "best": self.best,
+            # total: the trials that started (a stopped search may not have proposed them all)
             "trials": {"total": len(self.trials), **{k: self.counts.get(k, 0) for k in OUTCOMES}},
+            "stopped_by": self.stopped_by,
             "wall_seconds": round(self.wall_seconds, 2),
             "storage_path": self.storage_path,
             "experiment_path": self.experiment_path,
@@ -119,7 +123,7 @@ def summarize(
             }
         )
         value = m.get(metric)
-        if ended in (FINISHED, STOPPED_EARLY) and _is_number(value):
+        if ended in (FINISHED, STOPPED_EARLY, CUT) and _is_number(value):
             better = best_value is None or (
                 value > best_value if mode == "max" else value < best_value
             )
@@ -164,6 +168,7 @@ def format_table(summary: Summary) -> str:
     lines.append(
         f"search {summary.name!r}: {len(summary.trials)} trials ({counts}) "
         f"in {summary.wall_seconds:.0f}s"
+        + (f", stopped by the {summary.stopped_by}" if summary.stopped_by else "")
     )
     if summary.best:
         best = summary.best

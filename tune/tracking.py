@@ -16,21 +16,21 @@ the best model, search plots) are made once at the end from Ray's full result hi
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
+import threading
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tune.errors import Unreachable
+from tune.errors import BadInput, DriverError
 from tune.outbox import Outbox
-from tune.outcomes import RUN_STATUS_OF_REASON
-from tune.paths import artifact_location, is_server_uri, redact_uri
+from tune.outcomes import ERROR, RUN_STATUS_OF_REASON
+from tune.paths import artifact_location, redact_uri
+from tune.run_map import RUN_MAP_FILE, RunMap, TrialRun
 from tune.space import HEADLINE_KEYS
+from tune.store import prepare_store, probe_tracking, start_error
 
-RUN_MAP_FILE = "cnn_tune_mlflow.json"
 TAG = "cnn_tune."
 EPOCH_METRICS = (
     "train_loss",
@@ -41,45 +41,7 @@ EPOCH_METRICS = (
     "images_per_s",
     "lr",
 )
-PROBE_TIMEOUT_S = 5.0
-
-
-class TrackingUnreachable(Unreachable):
-    """The tracking store cannot be reached or used (exit code 3: retry later)."""
-
-
-@dataclass
-class TrialRun:
-    run_id: str
-    last_step: int = 0  # last epoch logged: a restored trial's re-run epochs are skipped
-    status: str | None = None  # terminal MLflow status once set
-
-
-@dataclass
-class RunMap:
-    """What ties an experiment folder to its MLflow runs; saved after every change."""
-
-    tracking_uri: str
-    experiment_id: str
-    parent_run_id: str
-    trials: dict[str, TrialRun] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)  # queued run's placeholder -> real id
-    finished: bool = False  # the search ended and its artifacts were logged
-
-    @classmethod
-    def load(cls, path: str) -> RunMap | None:
-        if not os.path.exists(path):
-            return None
-        with open(path) as f:
-            data = json.load(f)
-        data["trials"] = {k: TrialRun(**v) for k, v in data.get("trials", {}).items()}
-        return cls(**data)
-
-    def save(self, path: str) -> None:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(asdict(self), f, indent=1)
-        os.replace(tmp, path)  # atomic: a crash leaves the old map or the new one
+FINAL_FLUSH_S = 60.0  # seconds the end of a search keeps sending what an outage queued
 
 
 def git_commit() -> str | None:
@@ -92,24 +54,6 @@ def git_commit() -> str | None:
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def probe_tracking(tracking_uri: str) -> None:
-    """Fail fast when an http(s) tracking server does not answer.
-
-    MLflow's client would retry an unreachable server for minutes before failing.
-    """
-    if not is_server_uri(tracking_uri):
-        return
-    import requests
-
-    try:
-        requests.get(tracking_uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S)
-    except requests.RequestException as exc:
-        raise TrackingUnreachable(
-            f"cannot reach the MLflow tracking server at {redact_uri(tracking_uri)}: "
-            f"{type(exc).__name__}"
-        ) from None
 
 
 def run_name(config: dict[str, Any]) -> str:
@@ -136,7 +80,13 @@ def parent_tags(cfg: Any) -> dict[str, str]:
 class Tracker:
     """Owns every MLflow write of one search; writes go through an on-disk outbox."""
 
-    def __init__(self, tracking_uri: str, experiment: str, state_dir: str):
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        state_dir: str,
+        final_flush_s: float = FINAL_FLUSH_S,
+    ):
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
@@ -149,6 +99,10 @@ class Tracker:
         self.seconds = 0.0  # MLflow calls while trials run: runs, params, metrics, statuses
         self.artifact_seconds = 0.0  # plots and the best model
         self.curves_logged: set[str] = set()  # trials whose learning curves are logged
+        self.final_flush_s = final_flush_s
+        # The run map changes on this thread (trial events) and on the outbox's sender (a queued
+        # run created): every change and every save holds this lock.
+        self.lock = threading.RLock()
 
     # ------------------------------------------------------------------ parent run
 
@@ -162,6 +116,13 @@ class Tracker:
         probe_tracking(self.tracking_uri)
         try:
             existing = RunMap.load(self.map_path)
+        except (OSError, ValueError, TypeError) as exc:
+            raise BadInput(
+                f"the MLflow run map {self.map_path} is unreadable ({exc}); restore it, or "
+                "start afresh with --overwrite (the runs already in MLflow stay)"
+            ) from None
+        try:
+            prepare_store(self.tracking_uri)
             if existing is not None:
                 self.runs = existing
                 self._open_outbox()
@@ -169,12 +130,10 @@ class Tracker:
                 self.client.update_run(existing.parent_run_id, status="RUNNING")
             else:
                 self._create_parent(cfg, config_yaml)
-        except TrackingUnreachable:
+        except DriverError:
             raise
-        except Exception as exc:  # any store error here means: cannot track, retry later
-            raise TrackingUnreachable(
-                f"cannot use the MLflow store at {redact_uri(self.tracking_uri)}: {exc}"
-            ) from None
+        except Exception as exc:
+            raise start_error(exc, self.tracking_uri) from None
         self.seconds += time.perf_counter() - t0
         return self.runs
 
@@ -193,7 +152,7 @@ class Tracker:
             tags[f"{TAG}git_commit"] = commit
         parent = self.client.create_run(experiment_id, run_name=cfg.name, tags=tags)
         self.runs = RunMap(redact_uri(self.tracking_uri), experiment_id, parent.info.run_id)
-        self.runs.save(self.map_path)
+        self.save_runs()
         self._open_outbox()
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "search_config.yaml")
@@ -203,15 +162,36 @@ class Tracker:
 
     def _open_outbox(self) -> None:
         assert self.runs is not None
-        self.outbox = Outbox(self.client, self.state_dir, self.runs.aliases, self._created)
+        self.outbox = Outbox(
+            self.client, self.state_dir, self.runs.aliases, self._created, lock=self.lock
+        )
 
     def _created(self, placeholder: str, run_id: str) -> None:
         """A run created from the outbox: swap its placeholder id for the real one."""
         assert self.runs is not None
-        for trial in self.runs.trials.values():
-            if trial.run_id == placeholder:
-                trial.run_id = run_id
-        self.runs.save(self.map_path)
+        with self.lock:
+            for trial in self.runs.trials.values():
+                if trial.run_id == placeholder:
+                    trial.run_id = run_id
+            self.runs.save(self.map_path)
+
+    def save_runs(self) -> None:
+        assert self.runs is not None
+        with self.lock:
+            self.runs.save(self.map_path)
+
+    def send_in_background(self) -> None:
+        """From now on (while trials run) a thread of the outbox sends every write: a trial's
+        report never waits on the store, however slow it answers."""
+        assert self.outbox is not None
+        self.outbox.start_background()
+
+    def send_inline(self) -> None:
+        """Back to sending on this thread (the end of a search), after what is queued now has
+        had its try."""
+        if self.outbox is not None:
+            self.outbox.stop_background()
+            self.outbox.flush()
 
     def _submit(self, op: dict[str, Any]) -> Any:
         assert self.outbox is not None
@@ -227,26 +207,30 @@ class Tracker:
         t0 = time.perf_counter()
         known = self.runs.trials.get(trial_id)
         if known is not None:
-            # A restored trial runs again, whatever its run's status when it was stopped.
-            known.status = None
+            # A restored trial runs again, whatever its run's status when it was stopped; an
+            # errored one retried (--retry-errored) sheds its old error.
+            if known.reason == ERROR:
+                self._submit({"op": "delete_tag", "run_id": known.run_id, "key": f"{TAG}error"})
+            known.status = known.reason = None
             self._submit({"op": "update_run", "run_id": known.run_id, "status": "RUNNING"})
-            self.runs.save(self.map_path)
+            self.save_runs()
             self.seconds += time.perf_counter() - t0
             return known.run_id
-        run_id = self._submit(
-            {
-                "op": "create_run",
-                "experiment_id": self.runs.experiment_id,
-                "run_name": run_name(config),
-                "tags": {
-                    "mlflow.parentRunId": self.runs.parent_run_id,
-                    f"{TAG}role": "trial",
-                    f"{TAG}trial_id": trial_id,
-                },
-            }
-        )
-        self.runs.trials[trial_id] = TrialRun(run_id)
-        self.runs.save(self.map_path)
+        with self.lock:  # the sender may create the run before this thread records it
+            run_id = self._submit(
+                {
+                    "op": "create_run",
+                    "experiment_id": self.runs.experiment_id,
+                    "run_name": run_name(config),
+                    "tags": {
+                        "mlflow.parentRunId": self.runs.parent_run_id,
+                        f"{TAG}role": "trial",
+                        f"{TAG}trial_id": trial_id,
+                    },
+                }
+            )
+            self.runs.trials[trial_id] = TrialRun(run_id)
+            self.save_runs()
         resolved = TrialConfig.from_dict(config).to_dict()
         params = [[k, str(v)] for k, v in sorted(resolved.items())]
         self._submit({"op": "log_batch", "run_id": run_id, "params": params})
@@ -275,7 +259,7 @@ class Tracker:
         self._submit({"op": "log_batch", "run_id": trial.run_id, "metrics": metrics, "tags": tags})
         # The step is recorded as logged once it is sent or safely queued on disk.
         trial.last_step = epoch
-        self.runs.save(self.map_path)
+        self.save_runs()
         self.seconds += time.perf_counter() - t0
 
     def trial_ended(self, trial_id: str, reason: str, error: str | None = None) -> None:
@@ -289,9 +273,10 @@ class Tracker:
         if error:
             tags.append([f"{TAG}error", error[:5000]])
         trial.status = RUN_STATUS_OF_REASON[reason]
+        trial.reason = reason
         self._submit({"op": "log_batch", "run_id": trial.run_id, "tags": tags})
         self._submit({"op": "set_terminated", "run_id": trial.run_id, "status": trial.status})
-        self.runs.save(self.map_path)
+        self.save_runs()
         self.seconds += time.perf_counter() - t0
 
     def record_error(self, trial_id: str, error: str) -> None:
@@ -309,6 +294,11 @@ class Tracker:
         for trial_id, trial in self.runs.trials.items():
             if trial.status is None:
                 self.trial_ended(trial_id, reason)
+
+    def reasons(self) -> dict[str, str]:
+        """Trial id -> the stop reason recorded when it ended (ended trials only)."""
+        assert self.runs is not None
+        return {tid: t.reason for tid, t in self.runs.trials.items() if t.reason}
 
     def open_trials(self) -> list[str]:
         assert self.runs is not None
@@ -336,18 +326,23 @@ class Tracker:
             )
         self.artifact_seconds += time.perf_counter() - t0
 
-    def finish_search(self, metrics: dict[str, float], status: str) -> None:
-        """Log the search's headline metrics, end the parent run, send what is queued."""
+    def finish_search(
+        self, metrics: dict[str, float], status: str, stopped_by: str | None = None
+    ) -> None:
+        """Log the search's headline metrics (and what stopped it), end the parent run, and send
+        what is queued."""
         assert self.runs is not None and self.outbox is not None
         now = int(time.time() * 1000)
         batch = [[k, float(v), now, 0] for k, v in metrics.items() if v is not None]
+        tags = [[f"{TAG}stopped_by", stopped_by]] if stopped_by else []
         parent = self.runs.parent_run_id
-        if batch:
-            self._submit({"op": "log_batch", "run_id": parent, "metrics": batch})
+        if batch or tags:
+            self._submit({"op": "log_batch", "run_id": parent, "metrics": batch, "tags": tags})
         self._submit({"op": "set_terminated", "run_id": parent, "status": status})
         self.runs.finished = status == "FINISHED"
-        self.runs.save(self.map_path)
-        self.outbox.flush(force=True)
+        self.save_runs()
+        # A short outage near the end needs no resume: keep trying for a while.
+        self.outbox.send_backlog(self.final_flush_s)
 
     def unsent(self) -> int:
         return self.outbox.pending() if self.outbox is not None else 0
@@ -360,4 +355,6 @@ class Tracker:
             "logging_seconds": round(self.seconds, 3),
             "artifact_seconds": round(self.artifact_seconds, 3),
             "unsent_records": self.unsent(),
+            "lost_records": self.outbox.lost if self.outbox is not None else 0,
+            "rejected_records": self.outbox.set_aside if self.outbox is not None else 0,
         }

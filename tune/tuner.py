@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,14 +39,15 @@ class FitOutcome:
     checkpoints: dict[str, Any] = field(default_factory=dict)  # trial id -> latest Checkpoint
     ran_anything: bool = False  # whether any trial reported during this fit
     statuses: dict[str, str] = field(default_factory=dict)  # trial id -> Ray's trial status
+    fit_seconds: float = 0.0  # how long Tuner.fit() ran: what a time budget counts
 
     def unfinished(self) -> list[str]:
         """Trials Ray did not end (an interrupted search): neither TERMINATED nor ERROR."""
         return [t for t, s in self.statuses.items() if s not in ("TERMINATED", "ERROR")]
 
 
-def start_ray(address: str | None) -> None:
-    """Join the Ray cluster at `address`, else start a local Ray sized to this machine."""
+def start_ray(address: str | None, local_cpus: int) -> None:
+    """Join the Ray cluster at `address`, else start a private local Ray of `local_cpus`."""
     import ray
 
     # Trials print nothing we need on the driver's stdout (they report through Tune), and the
@@ -60,7 +62,7 @@ def start_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local cluster needs no token
     ray.init(
         address="local",
-        num_cpus=os.cpu_count(),
+        num_cpus=local_cpus,
         # No dashboard web server on a private local Ray. (Ray 2.60's own gRPC ports still
         # listen on all interfaces; it maps 127.0.0.1 to the node IP. README says so.)
         include_dashboard=False,
@@ -188,12 +190,12 @@ def fit(
     from ray import tune
 
     from tune.callbacks import MlflowTrialCallback, ProgressCallback
-    from tune.checks import check_cluster_resources
+    from tune.checks import check_cluster_resources, local_ray_cpus
 
     path = experiment_path(cfg.storage_path, cfg.name)
     # Ray Tune prints its own boxes and tables on stdout: stdout is the JSON summary's.
     with contextlib.redirect_stdout(sys.stderr):
-        start_ray(address)
+        start_ray(address, local_ray_cpus(cfg))
         try:
             # After ray.init: Ray's core worker installs its own SIGTERM handler, which exits.
             with sigterm_as_sigint():
@@ -212,7 +214,10 @@ def fit(
                         f"up to {cfg.epochs} epochs"
                     )
                     tuner = make_tuner(cfg, callbacks)
-                outcome = outcome_from(tuner.fit())
+                started = time.monotonic()
+                results = tuner.fit()
+                outcome = outcome_from(results)
+                outcome.fit_seconds = time.monotonic() - started
             outcome.ran_anything = bool(progress.latest)
             outcome.statuses = saved_statuses(path)
             return outcome

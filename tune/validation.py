@@ -7,10 +7,12 @@ Settings values go through one coercion (`_typed`) and one choice check (`_check
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from trainables.config import SEED_LIMIT
 from tune.algorithms import (
     DISCRETE_ONLY_SEARCHERS,
     INCOMPATIBLE,
@@ -81,6 +83,11 @@ class _Validator:
         mlflow.tracking_uri = resolve_tracking_uri(
             choose_tracking_uri(mlflow.tracking_uri), self.cwd
         )
+        if not (math.isfinite(mlflow.final_flush_s) and mlflow.final_flush_s >= 0):
+            raise SearchConfigError(
+                "mlflow.final_flush_s",
+                f"{mlflow.final_flush_s!r} is not a finite number >= 0; allowed: seconds >= 0",
+            )
         if not mlflow.experiment.strip():
             raise SearchConfigError("mlflow.experiment", "'' is empty; allowed: a non-empty name")
 
@@ -162,8 +169,21 @@ class _Validator:
                 f"{s.time_budget_s!r} is not positive; allowed: seconds > 0, or null for no limit",
             )
         _check_min("search.seed", s.seed, 0)
+        # Optuna's sampler (numpy's RandomState) takes seeds below 2**32 only.
+        if s.seed >= SEED_LIMIT:
+            raise SearchConfigError(
+                "search.seed", f"{s.seed!r} is too large; allowed: 0 <= seed < 2**32"
+            )
 
     def check_resources(self, r: Resources) -> None:
+        for key in ("cpus_per_trial", "gpus_per_trial"):
+            value = getattr(r, key)
+            if not math.isfinite(value):
+                raise SearchConfigError(
+                    f"resources.{key}", f"{value!r} is not a finite number; allowed: a number"
+                )
+        if r.local_cpus is not None:
+            _check_min("resources.local_cpus", r.local_cpus, 1)
         if not r.cpus_per_trial > 0:
             raise SearchConfigError(
                 "resources.cpus_per_trial",

@@ -166,9 +166,9 @@ def test_imagefolder_memory_guard_refuses_before_decoding(tmp_path, monkeypatch)
         load_dataset("imagefolder", tmp_path / "raw", cache_dir=tmp_path / "c", image_size=32)
 
     message = str(err.value)
-    # 4 images * 3 * 32 * 32 bytes = 12 KiB > half of 2 KiB
-    assert str(tmp_path / "raw") in message and "GiB" in message
-    assert "smaller image_size (at most 9 would fit)" in message
+    # 2 copies * 4 images * 3 * 32 * 32 bytes = 24 KiB > half of 2 KiB; 6x6 images fit
+    assert str(tmp_path / "raw") in message and "GiB" in message and "2 copies" in message
+    assert "smaller image_size (at most 6 would fit)" in message
     assert decoded == [] and not list((tmp_path / "c").glob("*.pt"))
 
 
@@ -218,3 +218,30 @@ def test_import_is_cheap():
         cwd=Path(__file__).resolve().parents[2],
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_imagefolder_cache_follows_its_files(tmp_path, monkeypatch):
+    """Editing the images in place decodes them again; an untouched folder, or one this node
+    cannot read, uses its cache."""
+    root, cache = tmp_path / "raw", tmp_path / "c"
+    write_image_folder(root, per_class=2)
+    decoded = []
+    decode = datasets._decode_image
+    monkeypatch.setattr(
+        datasets, "_decode_image", lambda *a, **k: decoded.append(1) or decode(*a, **k)
+    )
+
+    def load():
+        decoded.clear()
+        load_dataset("imagefolder", root, cache_dir=cache, image_size=8)
+        return len(decoded)
+
+    assert load() == 4 and load() == 0
+    image = next((root / "train").rglob("*.jpg"))
+    image.write_bytes(image.read_bytes() + b"\0")  # replaced in place: another size and mtime
+    assert load() == 4 and load() == 0
+    image.unlink()
+    assert load() == 3
+    moved = tmp_path / "elsewhere"
+    root.rename(moved)  # a node without the raw files: the cache is all it has
+    assert load() == 0

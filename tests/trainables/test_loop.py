@@ -65,8 +65,9 @@ def test_injected_crash_fires_once(mnist5k, monkeypatch, tmp_path):
     assert len(train(quick(epochs=1), splits=mnist5k).history) == 1
 
 
-def test_resume_continues_at_next_epoch_with_same_state(mnist5k):
-    cfg = quick(epochs=2, augment="flip-crop")
+@pytest.mark.parametrize("dropout", [0.0, 0.3])  # dropout draws from torch's global RNG
+def test_resume_continues_at_next_epoch_with_same_state(mnist5k, dropout):
+    cfg = quick(epochs=2, augment="flip-crop", dropout=dropout)
     straight = train(cfg, splits=mnist5k)
 
     snapshots = []

@@ -61,6 +61,16 @@ class MlflowServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
+    def freeze(self) -> None:
+        """SIGSTOP the server and its workers: connections are accepted (the kernel's backlog)
+        and never answered, like an overloaded server or a stuck proxy."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def __enter__(self) -> MlflowServer:
         return self.start()
 

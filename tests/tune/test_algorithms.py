@@ -123,3 +123,22 @@ def test_pbt_mutates_lr(lr, kind):
     assert set(scheduler._hyperparam_mutations) == {"lr"}
     assert isinstance(scheduler._hyperparam_mutations["lr"], kind)
     assert scheduler.metric is None
+
+
+def test_pbt_keeps_lr_inside_its_declared_range():
+    """PBT multiplies lr by 0.8 or 1.2 (or resamples it); the explored value stays in range."""
+    from ray.tune.schedulers.pbt import _explore
+
+    scheduler = make_scheduler(
+        config({**SPACE, "lr": {"loguniform": [1e-4, 1e-2]}}, scheduler="pbt")
+    )
+    for start, factors in ((1e-2, (1.2, 1.2)), (1e-4, (0.8, 0.8)), (5e-3, (1.2, 1.2))):
+        explored, _ = _explore(
+            {"lr": start, "activation": "relu"},
+            scheduler._hyperparam_mutations,
+            resample_probability=0.0,
+            perturbation_factors=factors,
+            custom_explore_fn=scheduler._custom_explore_fn,
+        )
+        assert 1e-4 <= explored["lr"] <= 1e-2
+        assert explored["lr"] == pytest.approx(min(max(start * factors[0], 1e-4), 1e-2))

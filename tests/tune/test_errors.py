@@ -15,7 +15,7 @@ from tune.errors import (
 )
 from tune.lock import ExperimentLocked
 from tune.report import ReportError
-from tune.tracking import TrackingUnreachable
+from tune.store import TrackingUnreachable
 
 
 def test_the_exit_code_table():

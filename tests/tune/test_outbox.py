@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import time
+from pathlib import Path
+
 import pytest
 import requests
 from mlflow import MlflowClient
+from mlflow.exceptions import RestException
 
+from tune import outbox as outbox_module
 from tune.outbox import OUTBOX_FILE, PLACEHOLDER, Outbox
 
 
@@ -31,10 +38,11 @@ class FlakyStore:
 
 
 @pytest.fixture
-def outbox(shared_store):
+def outbox(shared_store, tmp_path):
     uri, folder, experiment = shared_store
     flaky = FlakyStore(uri)
-    experiment_id = flaky.client.create_experiment(experiment)
+    artifacts = (tmp_path / "artifacts").as_uri()
+    experiment_id = flaky.client.create_experiment(experiment, artifact_location=artifacts)
     created: list[tuple[str, str]] = []
     box = Outbox(flaky, folder, {}, lambda placeholder, real: created.append((placeholder, real)))
     return box, flaky, experiment_id, created
@@ -119,7 +127,7 @@ def test_the_backlog_survives_a_new_outbox(outbox, shared_store):
     flaky.down = True
     box.submit({"op": "log_batch", "run_id": run_id, "metrics": [metric("acc", 0.4, 1)]})
     _, folder, _ = shared_store
-    assert folder and (__import__("pathlib").Path(folder) / OUTBOX_FILE).exists()
+    assert (Path(folder) / OUTBOX_FILE).exists()
 
     # A new driver (resume) opens the same folder and sends what the old one left.
     flaky.down = False
@@ -128,8 +136,207 @@ def test_the_backlog_survives_a_new_outbox(outbox, shared_store):
     assert flaky.client.get_run(run_id).data.metrics == {"acc": 0.4}
 
 
-def test_a_refused_write_is_dropped_with_a_warning(outbox, caplog):
+def test_a_refused_write_is_set_aside_and_the_rest_flow(outbox, caplog):
     box, flaky, experiment_id, _ = outbox
-    box.submit({"op": "log_batch", "run_id": "0" * 32, "metrics": [metric("acc", 0.4, 1)]})
+    run_id = box.submit({"op": "create_run", "experiment_id": experiment_id, "run_name": "r",
+                         "tags": {}})  # fmt: skip
+    flaky.down = True
+    never = "0" * 32  # a run that does not exist: refused for good
+    box.submit({"op": "log_batch", "run_id": never, "metrics": [metric("acc", 0.4, 1)]})
+    box.submit({"op": "log_batch", "run_id": run_id, "metrics": [metric("acc", 0.5, 1)]})
+    flaky.down = False
+    assert box.flush(force=True)  # the refused one does not block the one behind it
+    assert flaky.client.get_run(run_id).data.metrics == {"acc": 0.5}
+    rejected = [json.loads(line) for line in Path(box.rejected).read_text().splitlines()]
+    assert [r["op"]["run_id"] for r in rejected] == [never]
+    assert rejected[0]["reason"]
+    assert box.set_aside == 1 and "set aside" in caplog.text
+
+
+class Refusing:
+    """A store that answers every call with HTTP 403 (credentials rotated away)."""
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            raise RestException({"error_code": "PERMISSION_DENIED", "message": "forbidden"})
+
+        return call
+
+
+def test_rejected_credentials_keep_every_record_and_stop_sending(outbox, caplog):
+    box, flaky, experiment_id, _ = outbox
+    run_id = box.submit({"op": "create_run", "experiment_id": experiment_id, "run_name": "r",
+                         "tags": {}})  # fmt: skip
+    box.client = Refusing()
+    for step in (1, 2, 3):
+        box.submit({"op": "log_batch", "run_id": run_id, "metrics": [metric("acc", 0.1, step)]})
+    assert box.pending() == 3 and box.set_aside == 0  # kept, not dropped
+    assert "rejected the credentials" in caplog.text
+    box.client = flaky  # credentials fixed (the next resume)
+    assert not box.flush()  # not retried on its own with the same credentials
+    assert box.flush(force=True) and box.pending() == 0
+    assert [m.step for m in flaky.client.get_metric_history(run_id, "acc")] == [1, 2, 3]
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL in the middle of a flush."""
+
+
+def test_a_flush_killed_midway_sends_nothing_twice(outbox, tmp_path):
+    box, flaky, experiment_id, _ = outbox
+    flaky.down = True
+    tags = {"mlflow.parentRunId": "p" * 32, "cnn_tune.trial_id": "t1"}
+    run = box.submit({"op": "create_run", "experiment_id": experiment_id, "run_name": "r",
+                      "tags": tags})  # fmt: skip
+    artifact = tmp_path / "curve.txt"
+    artifact.write_text("x")
+    box.submit({"op": "log_artifact", "run_id": run, "path": str(artifact), "artifact_path": None})
+    box.submit({"op": "log_batch", "run_id": run, "metrics": [metric("acc", 0.1, 1)]})
+    flaky.down = False
+
+    calls = []
+    real = flaky.client.log_batch
+
+    def dies_on_log_batch(*args, **kwargs):
+        calls.append(1)
+        real(*args, **kwargs)  # the point reaches the store ...
+        raise Killed  # ... and the driver dies before it can record that
+
+    flaky.client.log_batch = dies_on_log_batch
+    with pytest.raises(Killed):
+        box.flush(force=True)
+    flaky.client.log_batch = real
+
+    # A new driver replays: the run is found, not created again; the artifact's copy is there.
+    again = Outbox(flaky, str(Path(box.path).parent), box.aliases, lambda *_: None)
+    assert again.pending() == 1  # only the write whose progress was not recorded
+    assert again.flush(force=True)
+    runs = flaky.client.search_runs([experiment_id])
+    assert len(runs) == 1
+    assert [a.path for a in flaky.client.list_artifacts(runs[0].info.run_id)] == ["curve.txt"]
+    # The one write whose progress was lost is sent again, identical (same timestamp): the
+    # store keeps one point.
+    assert len(flaky.client.get_metric_history(runs[0].info.run_id, "acc")) == 1
+    assert calls == [1]
+
+
+def test_creating_a_run_twice_finds_the_first(outbox):
+    box, flaky, experiment_id, _ = outbox
+    tags = {"mlflow.parentRunId": "q" * 32, "cnn_tune.trial_id": "t9"}
+    op = {"op": "create_run", "experiment_id": experiment_id, "run_name": "r", "tags": tags}
+    first = box.submit(op)
+    assert box.submit(op) == first
+    other = box.submit({**op, "tags": {**tags, "mlflow.parentRunId": "z" * 32}})
+    assert other != first  # another search's trial of the same id (after --overwrite)
+
+
+class Slow:
+    """A store that takes its time to fail (a server that accepts and never answers)."""
+
+    def __init__(self, seconds: float = 0.3) -> None:
+        self.calls = 0
+        self.seconds = seconds
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            self.calls += 1
+            time.sleep(self.seconds)
+            raise requests.exceptions.ReadTimeout("read timed out")
+
+        return call
+
+
+def test_the_retry_clock_starts_when_a_failed_attempt_ends(outbox, monkeypatch):
+    box, _, _, _ = outbox
+    monkeypatch.setattr(outbox_module, "RETRY_EVERY_S", 0.2)
+    box.client = slow = Slow()
+    box.submit({"op": "log_batch", "run_id": "r" * 32, "metrics": [metric("acc", 0.1, 1)]})
+    assert slow.calls == 1
+    # The attempt took longer than the retry interval: the next write must not try again
+    # at once (that is what would make every trial report wait for the timeout).
+    box.submit({"op": "log_batch", "run_id": "r" * 32, "metrics": [metric("acc", 0.2, 2)]})
+    assert slow.calls == 1 and box.pending() == 2
+    time.sleep(0.25)
+    box.submit({"op": "log_batch", "run_id": "r" * 32, "metrics": [metric("acc", 0.3, 3)]})
+    assert slow.calls == 2
+
+
+def test_a_full_disk_is_counted_and_said_not_raised(outbox, monkeypatch, caplog):
+    box, flaky, _, _ = outbox
+    flaky.down = True
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outbox_module, "open", full, raising=False)
+    for step in (1, 2):
+        box.submit({"op": "log_batch", "run_id": "r" * 32, "metrics": [metric("acc", 0.1, step)]})
+    assert box.lost == 2
+    assert "cannot keep MLflow records on disk" in caplog.text
+    assert "No space left on device" in caplog.text
+
+
+def test_the_end_of_a_search_keeps_sending_for_a_while(outbox, monkeypatch):
+    box, flaky, experiment_id, _ = outbox
+    run_id = box.submit({"op": "create_run", "experiment_id": experiment_id, "run_name": "r",
+                         "tags": {}})  # fmt: skip
+    flaky.down = True
+    box.submit({"op": "log_batch", "run_id": run_id, "metrics": [metric("acc", 0.1, 1)]})
+    polls = []
+
+    def store_back_after_two_polls(seconds):
+        polls.append(seconds)
+        flaky.down = len(polls) < 2
+
+    monkeypatch.setattr(outbox_module.time, "sleep", store_back_after_two_polls)
+    assert box.send_backlog(within_s=60, poll_s=2.0) == 0
+    assert len(polls) == 2
+    flaky.down = True
+    box.submit({"op": "log_batch", "run_id": run_id, "metrics": [metric("acc", 0.2, 2)]})
+    polls.clear()
+    monkeypatch.setattr(outbox_module.time, "sleep", lambda s: polls.append(s))
+    assert box.send_backlog(within_s=5, poll_s=2.0) == 1  # gives up in time, keeps it
+    assert len(polls) == 2
+
+
+def test_with_a_sender_thread_a_hanging_store_never_blocks_a_write(outbox):
+    """While trials run, a thread sends: a trial's report (a write) never waits on the store."""
+    box, flaky, experiment_id, _ = outbox
+    placeholder = None
+    box.client = hanging = Slow(seconds=1.0)
+    box.start_background()
+    try:
+        started = time.monotonic()
+        placeholder = box.submit({"op": "create_run", "experiment_id": experiment_id,
+                                  "run_name": "r", "tags": {}})  # fmt: skip
+        for step in range(1, 6):
+            point = metric("acc", 0.1 * step, step)
+            box.submit({"op": "log_batch", "run_id": placeholder, "metrics": [point]})
+        assert time.monotonic() - started < 0.5  # queued at once, whatever the store does
+        time.sleep(0.3)
+        assert hanging.calls >= 1  # the sender is trying, off this thread
+    finally:
+        box.stop_background()  # waits for the attempt in flight
+    box.client = flaky  # the store answers again
+    assert box.flush(force=True) and box.pending() == 0
+    run_id = box.resolve(placeholder)
+    steps = [m.step for m in flaky.client.get_metric_history(run_id, "acc")]
+    assert steps == [1, 2, 3, 4, 5]
+
+
+def test_the_sender_thread_sends_in_order_while_writes_keep_coming(outbox):
+    box, flaky, experiment_id, _ = outbox
+    box.start_background()
+    try:
+        run = box.submit({"op": "create_run", "experiment_id": experiment_id, "run_name": "r",
+                          "tags": {}})  # fmt: skip
+        for step in range(1, 21):
+            box.submit({"op": "log_batch", "run_id": run, "metrics": [metric("acc", 0.0, step)]})
+        deadline = time.monotonic() + 20
+        while box.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        box.stop_background()
     assert box.pending() == 0
-    assert "MLflow refused a log_batch write, dropped" in caplog.text
+    history = flaky.client.get_metric_history(box.resolve(run), "acc")
+    assert sorted(m.step for m in history) == list(range(1, 21))

@@ -20,7 +20,7 @@ from tune.outcomes import (
     [
         ({"epoch": 3}, None, False, "completed", "finished"),
         ({"epoch": 1}, None, False, "scheduler", "stopped_early"),
-        ({"epoch": 1}, None, True, "budget", "stopped_early"),
+        ({"epoch": 1}, None, True, "budget", "cut"),
         ({"epoch": 3}, None, True, "completed", "finished"),
         ({"epoch": 3, "diverged": True}, None, False, "diverged", "diverged"),
         ({"epoch": 2}, "ValueError: boom", False, "error", "failed"),

@@ -270,3 +270,51 @@ def test_tracking_server_outage_loses_and_doubles_nothing(tmp_path):
             assert child.info.status == "FINISHED"
     finally:
         server.stop()
+
+
+def test_a_frozen_tracking_server_never_slows_the_trials(tmp_path):
+    """A server that accepts and never answers for 30 s mid-search: trials keep their pace
+    (time between reports, which includes any wait on the driver), and afterwards every metric
+    point is in MLflow exactly once."""
+    import statistics
+
+    server = MlflowServer(tmp_path).start()
+    args = grid_args("[relu, tanh]", epochs=100, images=600)
+    driver = start("run", str(DEMO), *args, "--set", f"mlflow.tracking_uri={server.uri}",
+                   cwd=tmp_path)  # fmt: skip
+    try:
+        wait_for(lambda: sum(len(e) for e in epochs_reported(tmp_path).values()) >= 8)
+        frozen_at = time.time()
+        server.freeze()
+        time.sleep(30)
+        server.thaw()
+        thawed_at = time.time()
+        stdout, stderr = driver.communicate(timeout=400)
+    finally:
+        driver.kill()
+        server.thaw()
+    assert driver.returncode == 0, stderr[-3000:]
+
+    results = [
+        json.loads(line)
+        for path in glob.glob(str(tmp_path / "ray_results" / NAME / "*" / "result.json"))
+        for line in Path(path).read_text().splitlines()
+        if line.strip()
+    ]
+    before = [r["time_this_iter_s"] for r in results if r["timestamp"] < frozen_at - 1]
+    during = [r["time_this_iter_s"] for r in results if frozen_at + 1 < r["timestamp"] < thawed_at]
+    assert len(before) >= 4 and len(during) >= 4, (len(before), len(during))
+    median = statistics.median(before)
+    assert statistics.median(during) <= 1.25 * median, (median, sorted(during))
+    assert max(during) <= 3 * median + 3, (median, sorted(during))
+
+    summary = json.loads(stdout)
+    assert summary["mlflow"]["unsent_records"] == 0
+    try:
+        client, parents, children = mlflow_runs(tmp_path, server.uri)
+        assert len(parents) == 1 and len(children) == 2
+        for child in children:
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_acc")]
+            assert sorted(steps) == list(range(1, 101))  # every epoch, exactly once
+    finally:
+        server.stop()

@@ -83,3 +83,57 @@ def test_names_cannot_escape_the_storage_folder(tmp_path):
         assert out.returncode == 2, name
         assert "name" in out.stderr
     assert not any(Path(tmp_path).parent.glob("up*"))
+
+
+def test_an_outage_never_prints_the_uri_password(tmp_path, monkeypatch, capsys, caplog):
+    """MLflow's exception texts quote the request URL with its credentials; the outbox's
+    warnings, the libraries' own log lines and the exit-3 line must not pass them on."""
+    import socket
+
+    from mlflow import MlflowClient
+
+    from tune.cli import main
+    from tune.logs import setup_logging
+    from tune.outbox import Outbox
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # released: nothing listens there
+    uri = f"http://alice:{URI_PASSWORD}@127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+
+    setup_logging(0)
+    box = Outbox(MlflowClient(uri), str(tmp_path), {}, lambda *_: None)
+    box.submit({"op": "log_batch", "run_id": "0" * 32, "tags": [["k", "v"]]})
+    assert box.pending() == 1  # queued, not dropped
+    import logging
+
+    logging.getLogger("mlflow.tracking").warning(f"request to {uri}/api failed")  # a library's
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", str(DEMO), "--set", f"mlflow.tracking_uri={uri}", "--set", "epochs=1"])
+    assert code == 3
+
+    out = capsys.readouterr()
+    assert "MLflow store unreachable" in out.err and "alice:***@" in out.err
+    assert URI_PASSWORD not in out.err + out.out + caplog.text
+    assert not (tmp_path / "ray_results").exists()
+
+
+def test_the_saved_config_is_owner_only_from_its_creation(tmp_path, monkeypatch):
+    from tests.tune.config_cases import with_changes
+    from tune.config import dump_search_config
+    from tune.parse import parse_search_config
+
+    modes = []
+    real_open = os.open
+
+    def spy(path, flags, mode=0o777, *args, **kwargs):
+        modes.append(mode)
+        return real_open(path, flags, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    path = tmp_path / "cnn_tune_config.yaml"
+    dump_search_config(parse_search_config(with_changes()), path)
+    assert modes == [0o600]  # created so, not chmod-ed afterwards
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -35,7 +35,7 @@ def test_outcomes_are_disjoint_and_counted():
             record("d", None, epoch=1, error="boom"),
         ]
     )
-    assert s.counts == {"finished": 1, "stopped_early": 1, "diverged": 1, "failed": 1}
+    assert s.counts == {"finished": 1, "stopped_early": 1, "cut": 0, "diverged": 1, "failed": 1}
     assert s.to_json()["trials"]["total"] == 4
     assert s.exit_code == 1  # a failed trial fails the search
 
@@ -73,3 +73,19 @@ def test_table_names_every_trial_and_the_failure():
     assert "a" in table and "d" in table
     assert "failed d: RuntimeError: boom" in table
     assert "results: /r/s" in table
+
+
+def test_a_budget_stop_is_a_normal_end_and_counts_its_cut_trials():
+    records = [record("a", 0.9), record("b", 0.95, epoch=2)]
+    records[1].reason = "budget"  # the budget ended it after 2 of 4 epochs
+    s = make(records)
+    s.stopped_by = "budget"
+    assert s.counts["cut"] == 1 and s.counts["stopped_early"] == 0
+    assert s.exit_code == 0
+    data = s.to_json()
+    assert data["stopped_by"] == "budget" and data["trials"]["cut"] == 1
+    assert data["trials"]["total"] == 2
+    assert s.best["trial_id"] == "b"  # a cut trial is as good as its last epoch
+    assert "stopped by the budget" in format_table(s)
+    only_cut = make([records[1]])
+    assert only_cut.exit_code == 1  # nothing finished or stopped early

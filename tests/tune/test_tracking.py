@@ -5,14 +5,9 @@ from mlflow import MlflowClient
 
 from tests.tune.tracking_cases import CFG, TRIAL, result
 from tune.paths import artifact_location
-from tune.tracking import (
-    RUN_MAP_FILE,
-    RunMap,
-    Tracker,
-    TrackingUnreachable,
-    probe_tracking,
-    run_name,
-)
+from tune.run_map import RUN_MAP_FILE, RunMap
+from tune.store import TrackingUnreachable, probe_tracking
+from tune.tracking import Tracker, run_name
 
 
 def test_parent_and_child_runs(store):
@@ -96,3 +91,30 @@ def test_run_name_keeps_the_headline_format():
 def test_unreachable_server_fails_fast():
     with pytest.raises(TrackingUnreachable, match="cannot reach the MLflow tracking server"):
         probe_tracking("http://127.0.0.1:9")
+
+
+def test_a_retried_errored_trial_sheds_its_error(store):
+    uri, folder = store
+    tracker = Tracker(uri, "cnn-tune", folder)
+    tracker.start_search(CFG, "x: 1\n")
+    run_id = tracker.trial_started("t", TRIAL)
+    tracker.trial_ended("t", "error", "ValueError: boom")
+    client = MlflowClient(uri)
+    assert client.get_run(run_id).data.tags["cnn_tune.error"] == "ValueError: boom"
+    tracker.trial_started("t", TRIAL)  # resume --retry-errored
+    tracker.trial_result("t", result(1, 0.5))
+    tracker.trial_ended("t", "completed")
+    run = client.get_run(run_id)
+    assert "cnn_tune.error" not in run.data.tags
+    assert run.data.tags["cnn_tune.stop_reason"] == "completed" and run.info.status == "FINISHED"
+
+
+def test_local_faults_at_start_are_bad_input_not_unreachable(store):
+    from tune.errors import BadInput
+
+    uri, folder = store
+    with open(f"{folder}/{RUN_MAP_FILE}", "w") as f:
+        f.write("{ torn")
+    with pytest.raises(BadInput, match="run map .* is unreadable") as info:
+        Tracker(uri, "cnn-tune", folder).start_search(CFG, "x: 1\n")
+    assert not isinstance(info.value, TrackingUnreachable)

@@ -10,6 +10,40 @@ from tune.errors import SearchConfigError
 from tune.parse import load_search_config
 
 INVALID = [
+    # Values that once passed validate and failed later, inside Ray or a trial:
+    pytest.param(
+        with_changes(trial={"seed": 2**32}), [], ["trial.seed", "< 4294967296"], id="trial-seed"
+    ),
+    pytest.param(
+        with_changes(search={"seed": 2**32, "algorithm": "optuna"}),
+        [],
+        ["search.seed", "2**32"],
+        id="search-seed",
+    ),
+    pytest.param(
+        "name: d\ndataset: mnist5k\nspace: {lr: [0.1]}\nresources: {gpus_per_trial: .nan}\n",
+        [],
+        ["resources.gpus_per_trial", "nan", "finite"],
+        id="gpus-nan",
+    ),
+    pytest.param(
+        "name: d\ndataset: mnist5k\nspace: {lr: [0.1]}\nresources: {cpus_per_trial: .inf}\n",
+        [],
+        ["resources.cpus_per_trial", "inf", "finite"],
+        id="cpus-inf",
+    ),
+    pytest.param(
+        with_changes(space=space_with(val_fraction=[0.1, 0.2])),
+        [],
+        ["space.val_fraction", "cannot be searched", "in trial"],
+        id="val-fraction-searched",
+    ),
+    pytest.param(
+        with_changes(space=space_with(image_size=[16, 32])),
+        [],
+        ["space.image_size", "cannot be searched"],
+        id="image-size-searched",
+    ),
     pytest.param(
         "name: demo\ndataset: mnist5k\nspace:\n  lr: [0.1, 0.2\n",
         [],

@@ -1,0 +1,79 @@
+"""A search ended by its time budget is a normal end: exit 0, parent FINISHED, best model logged,
+cut trials FINISHED with reason `budget`, and a resume prints the summary and exits 0."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.tune.test_cli import DEMO, cnn_tune
+from tests.tune.test_reliability import NAME, mlflow_runs
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def budget_args(**settings) -> list[str]:
+    base = {"trial.max_train_images": 300, "trial.width": 8, "search.scheduler": "fifo"}
+    return [a for k, v in {**base, **settings}.items() for a in ("--set", f"{k}={v}")] + ["--json"]
+
+
+def assert_normal_budget_end(out, samples: int, tmp_path) -> dict:
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout)
+    assert summary["stopped_by"] == "budget" and not summary["interrupted"]
+    trials = summary["trials"]
+    assert 1 <= trials["total"] < samples  # the searcher had not proposed them all
+    ended = ("finished", "stopped_early", "cut", "diverged", "failed")
+    assert sum(trials[k] for k in ended) == trials["total"]
+    assert summary["best"] is not None
+    assert "interrupted" not in out.stderr
+
+    client, parents, children = mlflow_runs(tmp_path)
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["cnn_tune.stopped_by"] == "budget"
+    assert "best_val_acc" in parent.data.metrics
+    assert len(children) == trials["total"]
+    assert {c.info.status for c in children} <= {"FINISHED", "KILLED", "FAILED"}  # none RUNNING
+    cut = [c for c in children if c.data.tags.get("cnn_tune.stop_reason") == "budget"]
+    assert len(cut) == trials["cut"] and {c.info.status for c in cut} <= {"FINISHED"}
+    best = next(
+        c for c in children if c.data.tags["cnn_tune.trial_id"] == summary["best"]["trial_id"]
+    )
+    assert "model" in [a.path for a in client.list_artifacts(best.info.run_id)]
+    return summary
+
+
+def assert_resume_is_a_normal_end(summary: dict, tmp_path) -> None:
+    again = cnn_tune("resume", NAME, "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = json.loads(again.stdout)
+    assert resumed["stopped_by"] == "budget"
+    assert resumed["trials"] == summary["trials"]
+    _, parents, children = mlflow_runs(tmp_path)
+    assert parents[0].info.status == "FINISHED" and len(children) == summary["trials"]["total"]
+
+
+def test_budget_stop_with_optuna(tmp_path):
+    # Optuna keeps a trial pending: the searcher never proposes all 40.
+    args = budget_args(**{"search.algorithm": "optuna", "search.num_samples": 40,
+                          "epochs": 3, "search.time_budget_s": 12})  # fmt: skip
+    out = cnn_tune("run", str(DEMO), *args, cwd=tmp_path)
+    summary = assert_normal_budget_end(out, 40, tmp_path)
+    assert_resume_is_a_normal_end(summary, tmp_path)
+
+
+def test_budget_stop_with_random_and_max_concurrent_cuts_the_running_trial(tmp_path):
+    # One trial at a time, each far longer than what is left of the budget: the one running
+    # when it runs out is cut before its last epoch.
+    args = budget_args(**{"search.algorithm": "random", "search.num_samples": 20,
+                          "search.max_concurrent": 1, "epochs": 60,
+                          "search.time_budget_s": 10})  # fmt: skip
+    out = cnn_tune("run", str(DEMO), *args, cwd=tmp_path)
+    summary = assert_normal_budget_end(out, 20, tmp_path)
+    assert summary["trials"]["cut"] >= 1
+    cut = [t for t in summary["trial_results"] if t["outcome"] == "cut"]
+    assert all(0 < t["epochs"] < 60 for t in cut)
+    assert_resume_is_a_normal_end(summary, tmp_path)
