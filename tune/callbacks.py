@@ -14,6 +14,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from tune.crash_points import crash_point
 from tune.logs import get_logger
 from tune.outcomes import ERROR, PROGRESS_WORD_OF_REASON, stop_reason
 from tune.tracking import Tracker
@@ -150,6 +151,7 @@ class MlflowTrialCallback(Callback):
         reason = stop_reason(last, self.epochs, budget_hit=budget_hit)
         self._safe("run end", "trial_ended", trial.trial_id, reason)
         self._log_curve(trial.trial_id)
+        crash_point("trial_end")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         # The error's text is filled in at the end from Ray's results (record_error).

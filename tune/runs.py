@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from tune.config import SearchConfig
+from tune.crash_points import crash_point
 from tune.logs import get_logger
 from tune.outcomes import BUDGET, ERROR, INTERRUPTED, SCHEDULER, stop_reason
 from tune.paths import redact_uri, state_dir
@@ -74,6 +75,13 @@ def settle_runs(
     reconcile_runs(tracker, outcome, cfg, budget_hit=stopped_by == BUDGET)
     for trial_id in outcome.unfinished():
         tracker.trial_ended(trial_id, INTERRUPTED)
+    # Trials Ray created but never started (a searcher's pending proposal when the budget ran
+    # out) are not trials of this search: `trials.total` counts those that started.
+    outcome.records = [
+        r
+        for r in outcome.records
+        if r.trial_id in tracker.runs.trials or "epoch" in r.metrics or r.error
+    ]
     reasons = tracker.reasons()
     for record in outcome.records:
         record.reason = reasons.get(record.trial_id)
@@ -145,6 +153,7 @@ def log_search_end(
 
     tracker.close_open_trials(INTERRUPTED)
     _warn_on_failure("logging learning curves", log_trial_curves, tracker, outcome.histories)
+    crash_point("search_end")
     log_best_model_once(tracker, cfg, summary, outcome)
     _warn_on_failure("logging search plots", log_search_plots, tracker, summary, cfg)
     best = summary.best

@@ -93,7 +93,14 @@ class Tracker:
         self.experiment = experiment
         self.state_dir = state_dir
         self.map_path = os.path.join(state_dir, RUN_MAP_FILE)
-        self.client = MlflowClient(tracking_uri)
+        try:
+            # An embedded store's tables are created under a lock before any client opens it.
+            prepare_store(tracking_uri)
+            self.client = MlflowClient(tracking_uri)
+        except DriverError:
+            raise
+        except Exception as exc:
+            raise start_error(exc, tracking_uri) from None
         self.runs: RunMap | None = None
         self.outbox: Outbox | None = None
         self.seconds = 0.0  # MLflow calls while trials run: runs, params, metrics, statuses
@@ -122,7 +129,6 @@ class Tracker:
                 "start afresh with --overwrite (the runs already in MLflow stay)"
             ) from None
         try:
-            prepare_store(self.tracking_uri)
             if existing is not None:
                 self.runs = existing
                 self._open_outbox()

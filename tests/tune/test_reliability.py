@@ -132,33 +132,53 @@ def test_trial_failing_beyond_max_failures_is_failed_with_its_reason(tmp_path):
     assert_one_point_per_epoch(client, children)
 
 
-def test_sigkilled_driver_resumes_to_completion(tmp_path):
-    args = grid_args("[relu, tanh, elu, silu]", epochs=4, images=1500)
+def test_sigkill_at_three_moments_then_resume_loses_and_doubles_nothing(tmp_path):
+    """One 6-trial search whose driver (and its Ray) is killed with SIGKILL during a trial,
+    between a trial's end and the next start, and during the end-of-search logging; resumed
+    after each. At the end: 6 trials, 6 child runs, 1 parent, nothing RUNNING, no epoch logged
+    twice, and the best model logged and registered once."""
+    activations = "[relu, tanh, elu, silu, gelu, leaky_relu]"
+    args = [
+        *grid_args(activations, epochs=3, images=600),
+        "--set",
+        "mlflow.registered_model=digits",
+    ]
+
+    def crashing_resume(point: str) -> None:
+        marker = tmp_path / f"crashed-{point}"
+        env = {"CNN_TUNE_DRIVER_CRASH": f"{point}?once={marker}"}
+        driver = start("resume", NAME, "--json", cwd=tmp_path, env=env)
+        stdout, stderr = driver.communicate(timeout=300)
+        assert driver.returncode == -signal.SIGKILL, stderr[-3000:]
+        assert marker.exists()  # it died where it was asked to
+        time.sleep(1)
+
     driver = start("run", str(DEMO), *args, cwd=tmp_path)
-    try:
-        # Kill once some trial has finished and some has not.
-        wait_for(lambda: any(e and e[-1] == 4 for e in epochs_reported(tmp_path).values()))
-        done = sum(1 for e in epochs_reported(tmp_path).values() if e and e[-1] == 4)
-        assert done < 4, "the search ended before it could be killed"
+    try:  # 1. during a trial
+        wait_for(lambda: any(len(e) >= 1 for e in epochs_reported(tmp_path).values()))
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
         driver.wait()
     time.sleep(1)
+    crashing_resume("trial_end:1")  # 2. right after a trial ended, before the next started
+    crashing_resume("search_end")  # 3. in the middle of the end-of-search logging
 
     out = cnn_tune("resume", NAME, "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout)
-    assert summary["trials"]["total"] == 4
-    assert summary["trials"]["finished"] == 4, summary["trials"]
+    assert summary["trials"]["total"] == 6 and summary["trials"]["finished"] == 6
     client, parents, children = mlflow_runs(tmp_path)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert len(children) == 4
-    assert len({c.data.tags["cnn_tune.trial_id"] for c in children}) == 4
-    assert not [c for c in children if c.info.status == "RUNNING"]
-    states = [(c.info.status, c.data.tags.get("cnn_tune.stop_reason")) for c in children]
-    assert {status for status, _ in states} == {"FINISHED"}, (states, out.stderr[-4000:])
+    assert len(children) == 6
+    assert len({c.data.tags["cnn_tune.trial_id"] for c in children}) == 6
+    assert {c.info.status for c in children} == {"FINISHED"}
     assert_one_point_per_epoch(client, children)
+    for child in children:
+        assert len(client.get_metric_history(child.info.run_id, "val_acc")) == 3
     assert "test_acc" in parents[0].data.metrics
+    models = client.search_logged_models([parents[0].info.experiment_id])
+    versions = client.search_model_versions("name='digits'")
+    assert len(models) == 1 and len(versions) == 1, (models, versions, out.stderr[-3000:])
 
 
 def test_sigterm_stops_cleanly_and_resume_if_exists_finishes(tmp_path):
