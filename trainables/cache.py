@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from trainables import shared_cache
 from trainables.datasets import DATASETS, BuildRequest, Decoded, make_request
 
 log = logging.getLogger("cnn_tune.cache")
@@ -60,8 +61,8 @@ def file_for(req: BuildRequest, cache_dir: str | os.PathLike[str] | None) -> str
     key = {"name": req.name, "data_root": req.data_root, "format": FORMAT_VERSION}
     key.update({k: getattr(req, k) for k in spec.decode_keys})
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    if cache_dir is None:
-        folder = default_cache_dir()
+    if cache_dir is None or shared_cache.is_uri(cache_dir):
+        folder = default_cache_dir()  # a URI is the shared copy; each node keeps its own
     else:
         folder = os.path.abspath(os.path.expanduser(os.fspath(cache_dir)))
     return os.path.join(folder, f"{req.name}-{digest}.pt")
@@ -193,12 +194,27 @@ def _from_same_source(path: str, source: str | None) -> bool:
         return False
 
 
-def load_or_build(req: BuildRequest, path: str) -> Decoded:
+def _share(path: str, shared: str) -> None:
+    """Put a local cache file on shared storage unless it is there already."""
+    if not shared_cache.remote_exists(shared, os.path.basename(path), (CHECKSUM_SUFFIX,)):
+        shared_cache.upload(path, shared, (SOURCE_SUFFIX, CHECKSUM_SUFFIX))
+
+
+def _copy_from(shared: str, path: str) -> Decoded | None:
+    """The shared copy, brought into the local cache and checked; None when there is none."""
+    if not shared_cache.download(shared, path, (CHECKSUM_SUFFIX,), optional=(SOURCE_SUFFIX,)):
+        return None
+    return _read_cache(path)
+
+
+def load_or_build(req: BuildRequest, path: str, shared: str | None = None) -> Decoded:
     """Read the cache file, or build it once per node while other processes wait for it.
 
     Args:
         req: a checked request (`make_request`).
         path: its cache file (`file_for`).
+        shared: a URI on shared storage (`trainables.shared_cache`): a missing file is copied
+            from there before it is built, and a built one is put there for the other nodes.
 
     Returns:
         The decoded arrays, read from `path` or built by the dataset's builder and written there.
@@ -207,6 +223,8 @@ def load_or_build(req: BuildRequest, path: str) -> Decoded:
     source = fingerprint(req) if fingerprint is not None else None
     cached = _read_cache(path)  # fast path: no lock once the file exists
     if cached is not None and _from_same_source(path, source):
+        if shared is not None:
+            _share(path, shared)
         return cached
     from filelock import FileLock, Timeout
 
@@ -221,6 +239,10 @@ def load_or_build(req: BuildRequest, path: str) -> Decoded:
         cached = _read_cache(path)  # the process we waited for has built it
         if cached is not None and _from_same_source(path, source):
             return cached
+        if cached is None and shared is not None:
+            cached = _copy_from(shared, path)
+            if cached is not None and _from_same_source(path, source):
+                return cached
         if cached is not None:
             log.info(f"cnn-tune data: the files behind {path} changed; decoding them again")
         start = time.perf_counter()
@@ -228,6 +250,8 @@ def load_or_build(req: BuildRequest, path: str) -> Decoded:
         _write_cache(path, decoded)
         if source is not None:
             _write_atomic(path + SOURCE_SUFFIX, source.encode())
+        if shared is not None:
+            shared_cache.upload(path, shared, (SOURCE_SUFFIX, CHECKSUM_SUFFIX))
         log.info(
             f"cnn-tune data: cached {req.name} in {path} ({time.perf_counter() - start:.1f} s)"
         )

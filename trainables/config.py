@@ -34,7 +34,9 @@ class TrialConfig:
     dataset: str = "mnist5k"  # a name in trainables.registry.DATASETS
     data_root: str | None = None  # raw dataset folder (torchvision root / ImageFolder root)
     download: bool = False  # torchvision datasets download only when asked
-    cache_dir: str | None = None  # decoded-tensor cache; None: per-user cache folder
+    # decoded-tensor cache; None: per-user cache folder; a URI (s3://, file:///nfs/...): shared
+    # storage that nodes copy the decoded file from (trainables.shared_cache)
+    cache_dir: str | None = None
     image_size: int = 32  # pixels, ImageFolder images are resized to (size, size)
     image_mode: str = "RGB"  # ImageFolder decode mode: RGB or L (grayscale)
     val_fraction: float = 0.1  # share of train held out for validation when no val split
@@ -123,7 +125,7 @@ class TrialConfig:
         """
         if self.data_root is not None:
             self.data_root = os.path.abspath(os.path.expanduser(self.data_root))
-        if self.cache_dir is not None:
+        if self.cache_dir is not None and "://" not in self.cache_dir:  # a URI: shared storage
             self.cache_dir = os.path.abspath(os.path.expanduser(self.cache_dir))
 
 

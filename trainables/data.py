@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from trainables import cache
+from trainables import cache, shared_cache
 from trainables.datasets import DataError, make_request
 
 if TYPE_CHECKING:
@@ -137,7 +137,8 @@ def load_dataset(
     held = _last_loaded.get((path, val_fraction)) if keep else None
     if held is not None and held[0] == _file_identity(path):
         return held[1]
-    decoded = cache.load_or_build(req, path)
+    shared = os.fspath(cache_dir) if shared_cache.is_uri(cache_dir) else None
+    decoded = cache.load_or_build(req, path, shared)
     if decoded.val_x is None or decoded.val_y is None:
         train_x, train_y, val_x, val_y = split_val(
             decoded.train_x, decoded.train_y, val_fraction, name

@@ -69,19 +69,26 @@ def settle_runs(
         and outcome.statuses.get(r.trial_id) == "TERMINATED"
         and stop_reason(r.metrics, cfg.epochs) == SCHEDULER
     ]
-    missing = len(outcome.records) < cfg.trial_count()
-    interrupted = bool(outcome.unfinished()) or (missing and not spent)
-    stopped_by = BUDGET if spent and not interrupted and (missing or cut) else None
-    reconcile_runs(tracker, outcome, cfg, budget_hit=stopped_by == BUDGET)
-    for trial_id in outcome.unfinished():
-        tracker.trial_ended(trial_id, INTERRUPTED)
     # Trials Ray created but never started (a searcher's pending proposal when the budget ran
     # out) are not trials of this search: `trials.total` counts those that started.
-    outcome.records = [
-        r
+    started = {
+        r.trial_id
         for r in outcome.records
         if r.trial_id in tracker.runs.trials or "epoch" in r.metrics or r.error
-    ]
+    }
+    missing = len(outcome.records) < cfg.trial_count()
+    unfinished = outcome.unfinished()
+    # A signal stops running trials (Ray saves them to continue); a spent budget explains only
+    # trials that never ran or were never proposed.
+    interrupted = any(t in started for t in unfinished) or (
+        (missing or bool(unfinished)) and not spent
+    )
+    stopped_by = BUDGET if spent and not interrupted and (missing or cut or unfinished) else None
+    reconcile_runs(tracker, outcome, cfg, budget_hit=stopped_by == BUDGET)
+    for trial_id in unfinished:
+        if trial_id in started:
+            tracker.trial_ended(trial_id, INTERRUPTED)
+    outcome.records = [r for r in outcome.records if r.trial_id in started]
     reasons = tracker.reasons()
     for record in outcome.records:
         record.reason = reasons.get(record.trial_id)

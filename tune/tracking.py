@@ -347,8 +347,9 @@ class Tracker:
         self._submit({"op": "set_terminated", "run_id": parent, "status": status})
         self.runs.finished = status == "FINISHED"
         self.save_runs()
-        # A short outage near the end needs no resume: keep trying for a while.
-        self.outbox.send_backlog(self.final_flush_s)
+        # A short outage near the end needs no resume: keep trying for a while. Not when the
+        # search was interrupted: whoever stopped it wants the command back; resume sends it.
+        self.outbox.send_backlog(0 if status == "KILLED" else self.final_flush_s)
 
     def unsent(self) -> int:
         return self.outbox.pending() if self.outbox is not None else 0

@@ -98,7 +98,7 @@ class _Validator:
                 continue
             value = data[key]
             if key in ("data_root", "cache_dir") and isinstance(value, str):
-                value = absolute(value, self.cwd)
+                value = resolve_storage_path(value, self.cwd)  # a URI stays as given
             top[key] = getattr(trial_config(key, {key: value}), key)
         dataset = top["dataset"]
         data_root = top.get("data_root")

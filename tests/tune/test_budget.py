@@ -63,7 +63,7 @@ def assert_resume_is_a_normal_end(summary: dict, tmp_path) -> None:
 def test_budget_stop_with_optuna(tmp_path):
     # Optuna keeps a trial pending: the searcher never proposes all 40.
     args = budget_args(**{"search.algorithm": "optuna", "search.num_samples": 40,
-                          "epochs": 3, "search.time_budget_s": 12})  # fmt: skip
+                          "epochs": 3, "search.time_budget_s": 20})  # fmt: skip
     out = cnn_tune("run", str(DEMO), *args, cwd=tmp_path)
     summary = assert_normal_budget_end(out, 40, tmp_path)
     assert summary["exit_code"] == 0  # 3-epoch trials: several finished within the budget
@@ -71,14 +71,15 @@ def test_budget_stop_with_optuna(tmp_path):
 
 
 def test_budget_stop_with_random_and_max_concurrent_cuts_the_running_trial(tmp_path):
-    # One trial at a time, each a few seconds long: the one running when the budget runs out
-    # is cut before its last epoch (the others have finished, or none has: then exit 1).
+    # One trial at a time, each 10-25 s long: the one running when the budget runs out is cut
+    # before its last epoch (the others have finished, or none has: then exit 1). The budget
+    # leaves a loaded machine time to start the first trial.
     args = budget_args(**{"search.algorithm": "random", "search.num_samples": 20,
-                          "search.max_concurrent": 1, "epochs": 30,
-                          "search.time_budget_s": 12})  # fmt: skip
+                          "search.max_concurrent": 1, "epochs": 60,
+                          "search.time_budget_s": 25})  # fmt: skip
     out = cnn_tune("run", str(DEMO), *args, cwd=tmp_path)
     summary = assert_normal_budget_end(out, 20, tmp_path)
     assert summary["trials"]["cut"] >= 1
     cut = [t for t in summary["trial_results"] if t["outcome"] == "cut"]
-    assert all(t["epochs"] < 30 for t in cut)
+    assert all(t["epochs"] < 60 for t in cut)
     assert_resume_is_a_normal_end(summary, tmp_path)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,8 +17,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from tests.trainables.raw_files import write_image_folder
 from tests.tune.servers import free_port
-from tests.tune.test_cli import DEMO, REPO, cnn_tune
+from tests.tune.test_cli import DEMO, REPO
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -81,13 +83,17 @@ def cluster(tmp_path_factory):
     """Head (1 CPU) plus a second node (1 CPU) with its own raylet: a trial fits one a node."""
     temp = tmp_path_factory.mktemp("ray")
     head = start_head(temp, 1, "head_node")
-    second = ray(
-        "start", f"--address={head['address']}", "--num-cpus=1",
-        '--resources={"second_node": 1}', *own_ports(),
+    # The second node keeps its own dataset cache, as a separate machine would (its trials
+    # resolve the cache folder at run time, from the environment `ray start` gave them).
+    second = subprocess.run(
+        [str(BIN / "ray"), "start", f"--address={head['address']}", "--num-cpus=1",
+         '--resources={"second_node": 1}', *own_ports()],
+        env={**env(), "CNN_TUNE_CACHE": str(temp / "second-node-cache")},
+        capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert second.returncode == 0, second.stderr
     try:
-        yield head
+        yield {**head, "second_cache": temp / "second-node-cache"}
     finally:
         stop_nodes(temp)
 
@@ -124,14 +130,40 @@ def stop_nodes(temp: Path) -> None:
         time.sleep(3)
 
 
-def test_trials_run_on_both_nodes(cluster, tmp_path):
-    out = cnn_tune(
-        "run", str(DEMO), *sets(SMALL), "--address", cluster["address"], "--json",
-        cwd=tmp_path, env={"RAY_AUTH_MODE": "disabled"},
+def test_trials_run_on_both_nodes_and_a_node_without_the_data_copies_the_shared_cache(
+    cluster, tmp_path
+):
+    """The driver stages an ImageFolder into a shared cache (a `file://` URI: the same pyarrow
+    calls as s3://); the raw images then disappear, as on a GPU worker that joins later without
+    them. The second node's trials copy the decoded file into its own cache and train."""
+    raw, shared = tmp_path / "raw", tmp_path / "shared"
+    write_image_folder(raw, per_class=40)
+    settings = {
+        **SMALL,
+        "dataset": "imagefolder",
+        "data_root": str(raw),
+        "cache_dir": shared.as_uri(),
+        "trial.image_size": 16,
+        "space": "{activation: [relu, tanh], augment: [crop], batch_size: [16], lr: [0.003]}",
+    }
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tune.cli", "run", str(DEMO), *sets(settings),
+         "--address", cluster["address"], "--json"],
+        cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads(out.stdout)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(shared.glob("*.sha256")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert list(shared.glob("*.sha256")), "the driver did not share the staged dataset"
+        shutil.rmtree(raw)  # from now on, no node can decode the raw images
+        stdout, stderr = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, stderr[-3000:]
+    summary = json.loads(stdout)
     assert summary["trials"]["total"] == 4 and summary["trials"]["failed"] == 0
+    assert [p.name for p in cluster["second_cache"].glob("imagefolder-*.pt")]  # copied down
     client = MlflowClient(summary["mlflow"]["tracking_uri"])
     runs = client.search_runs(
         [summary["mlflow"]["experiment_id"]],
