@@ -33,16 +33,19 @@ def to_json(obj: Any) -> str:
     return json.dumps(clean(obj), indent=2, sort_keys=False)
 
 
+def add_set_argument(p: argparse.ArgumentParser, help: str) -> None:
+    """--set KEY=VALUE, repeatable, into `args.overrides`."""
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
+
+
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """CONFIG.yaml, --set and --name: what every command that reads a search config takes."""
     p.add_argument("config", metavar="CONFIG.yaml", help="search config file")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any config key, type-checked: --set epochs=2 "
+    add_set_argument(
+        p,
+        "override any config key, type-checked: --set epochs=2 "
         "--set space.lr='{loguniform: [1e-4, 1e-2]}'",
     )
     p.add_argument("--name", default=None, help="experiment name (overrides the config's name)")

@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from tune.commands.common import to_json
+from tune.commands.common import add_set_argument, to_json
 from tune.errors import BadInput, ExitCode
 from tune.logs import SUMMARY, get_logger
 
@@ -36,13 +36,8 @@ def add_parsers(sub: argparse._SubParsersAction, parents: list[argparse.Argument
     p.add_argument("--download", action="store_true", help="let torchvision download the dataset")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any other trial config key, e.g. --set width=64 --set lr_schedule=constant",
+    add_set_argument(
+        p, "any other trial config key, e.g. --set width=64 --set lr_schedule=constant"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=cmd_train)
