@@ -2,16 +2,21 @@
 
 Needs torch and torchvision only (no Ray, no MLflow), so it runs on a bare GPU host:
 
-    python bench/gpu.py [--data-root DIR] [--out DIR]   # < 8 minutes on one H100
+    python bench/gpu.py [--data-root DIR] [--out DIR] [--results FILE]  # 200 s + decoding
     python bench/gpu.py --smoke                          # CPU, tiny sizes, < 2 minutes
 
 1. Time-to-accuracy: one trial of the default CIFAR-10 config (configs/cifar10.yaml's `trial:`
    block and the first value of each searched key) on 45,000 train / 5,000 validation images
    decoded from the shared JPEGs, eager and with `torch.compile` (its warm-up counted).
-2. Packing: 1, 2, 4 and 8 trial processes started together on one GPU, what `gpus_per_trial`
-   1, 0.5, 0.25 and 0.125 do under Ray: aggregate images/s, trials per hour (full trials, each
-   paying its start-up and warm-up) and peak GPU memory per trial; eager and compiled.
+2. Layout and precision: 3-epoch runs in fp32 and in contiguous (NCHW) layout, against the
+   default bf16 + channels_last.
+3. Packing: 1, 2 and 4 trial processes started together on one GPU, what `gpus_per_trial`
+   1, 0.5 and 0.25 do under Ray: aggregate images/s, trials per hour (full trials, each
+   paying its start-up and warm-up) and peak GPU memory per trial; eager, then compiled.
    From the best packing: the estimated wall time of configs/cifar10.yaml's 32-trial ASHA search.
+
+`FULL_PLAN` orders the runs so that the figures that matter most come first: a GPU host is lent
+for minutes. Figures measured on an H100: BENCHMARKS.md, "One GPU".
 
 Every trial is a separate process running `trainables.loop.train`, as a Ray trial would be. The
 compiled runs share one inductor cache under the output folder: the first compile is cold, the
@@ -59,20 +64,30 @@ CIFAR_TRIAL = {
     "lr": 3e-3,  # Adam peak learning rate
     "epochs": 15,  # the search's max epochs
 }
+# Runs, in order: (label, overrides of the trial, processes started together, epochs). "tta"
+# runs are whole trials; the others are short, their first epoch warms up, the rest are steady.
+FULL_PLAN = [
+    ("tta-eager", {}, 1, None),
+    ("tta-compiled", {"compile": True}, 1, None),
+    ("fp32", {"precision": "fp32"}, 1, 3),
+    ("contiguous", {"channels_last": False}, 1, 3),
+    ("pack-eager", {}, 1, 3),
+    ("pack-eager", {}, 2, 3),
+    ("pack-eager", {}, 4, 3),
+    ("pack-compiled", {"compile": True}, 4, 3),
+    ("pack-compiled", {"compile": True}, 2, 3),
+]
 FULL = {
     "per_class": None,  # images unpacked per class; None: all 5,000
     "trial": CIFAR_TRIAL,
-    "pack_epochs": 3,  # epochs per packed trial: the first warms up, the rest are steady
-    "packs": (1, 2, 4, 8),  # trial processes per GPU
-    "compiled_packs": (1, 2, 4, 8),
-    "limit_s": 450,  # stop starting runs after this, and cut a run that would pass it
+    "plan": FULL_PLAN,
+    "limit_s": 200,  # stop starting runs after this, and cut a run that would pass it
 }
 SMOKE = {
     "per_class": 60,  # 540 train / 60 val images
     "trial": {**CIFAR_TRIAL, "width": 8, "convs_per_stage": 1, "batch_size": 64, "epochs": 2},
-    "pack_epochs": 2,
-    "packs": (1, 2),
-    "compiled_packs": (1,),  # a second concurrent compile would not fit in 2 minutes on 2 CPUs
+    # Compiling takes ~70 s on a 2-core CPU: the smoke run leaves it out.
+    "plan": [(label, o, n, e and 2) for label, o, n, e in FULL_PLAN if "compile" not in o][:6],
     "limit_s": 100,
     "device": "cpu",
 }
@@ -224,6 +239,12 @@ def asha_epochs(trials: int, max_t: int, grace: int, reduction: int) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
+def keep(path: str, record: dict) -> None:
+    """Append one JSON line to `path`."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def reached(epochs: list[dict], threshold: float) -> str:
     hit = next((m for m in epochs if m["val_acc"] >= threshold), None)
     return f"{hit['t']:.1f} s (epoch {hit['epoch']})" if hit else "not reached"
@@ -238,6 +259,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", help="folder with train/<class>/*.jpg (default: unpack)")
     parser.add_argument("--out", help="keep data, caches and logs here (default: temporary)")
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny sizes: exercise it all")
+    parser.add_argument("--results", help="append each run's summary to this file as a JSON line")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # a trial process's JSON spec
     return parser.parse_args(argv)
 
@@ -268,19 +290,17 @@ def main(argv: list[str] | None = None) -> int:
         base = {"data_root": str(root), "cache": str(out / "cache")}
 
         runs: dict[tuple[str, int], dict | None] = {}
-        plan = [("tta", False, 1), ("tta", True, 1)]
-        plan += [("pack", False, n) for n in hp["packs"]]
-        plan += [("pack", True, n) for n in hp["compiled_packs"]]
-        for kind, compiled, n in plan:
-            key = (f"{kind}-{'compiled' if compiled else 'eager'}", n)
+        for label, overrides, n, epochs in hp["plan"]:
+            key = (label, n)
             if time.time() > deadline:
-                say(f"skipping {key}: past the {hp['limit_s']} s limit")
+                say(f"skipping {label} x{n}: past the {hp['limit_s']} s limit")
                 runs[key] = None
                 continue
-            epochs = trial["epochs"] if kind == "tta" else hp["pack_epochs"]
-            spec = {**trial, "compile": compiled, "epochs": epochs}
-            say(f"{key[0]} x{n}: {epochs} epochs (at {time.time() - t0:.0f} s, load {load()})")
-            runs[key] = run_pack(out / f"{key[0]}-{n}", base, spec, n, deadline, trial["epochs"])
+            spec = {**trial, **overrides, "epochs": epochs or trial["epochs"]}
+            say(f"{label} x{n}: {spec['epochs']} epochs at {time.time() - t0:.0f} s")
+            runs[key] = run_pack(out / f"{label}-{n}", base, spec, n, deadline, trial["epochs"])
+            if args.results:  # each figure kept as soon as it exists: a cut run loses no other
+                keep(args.results, {"label": label, "n": n, "set": overrides, "run": runs[key]})
         report(runs, hp, trial)
     print(f"\nwall {time.time() - t0:.0f} s; load average at the end: {load()}")
     return 0
@@ -316,13 +336,21 @@ def report(runs: dict, hp: dict, trial: dict) -> None:
         print(table(["epoch", *(f"{m} {x}" for m in modes for x in ("s", "val acc"))], epoch_rows))
 
     rows = []
+    for (label, n), r in runs.items():
+        if label.startswith("tta") or r is None:
+            continue
+        rows.append([label, n, f"{1 / n:g}", r["steady_epoch_s"], r["images_per_s"]])
+    print("\nShort runs (steady epoch = the mean of epochs 2 onwards): layout, precision, packing")
+    print(table(["run", "trials", "gpus_per_trial", "epoch s", "images/s (all)"], rows))
+
+    rows = []
     best = None
     for (name, n), r in runs.items():
         if not name.startswith("pack"):
             continue
         mode = name.split("-")[1]
         if r is None:
-            rows.append([mode, n, f"{1 / n:g}", "did not fit or failed", "", "", "", "", ""])
+            rows.append([mode, n, f"{1 / n:g}", "skipped, cut or failed", "", "", "", "", ""])
             continue
         rows.append(
             [mode, n, f"{1 / n:g}", f"{r['setup_s']:.1f}", f"{r['first_epoch_s']:.1f}",
@@ -331,7 +359,7 @@ def report(runs: dict, hp: dict, trial: dict) -> None:
         )  # fmt: skip
         if best is None or r["trials_per_hour"] > best[1]["trials_per_hour"]:
             best = (mode, r)
-    print(f"\nPacking: n trial processes started together, {hp['pack_epochs']} epochs each;")
+    print("\nPacking: n trial processes started together;")
     print(f"trials/h counts full {trial['epochs']}-epoch trials, each paying start-up + warm-up")
     header = ["mode", "trials", "gpus_per_trial", "start-up s", "epoch 1 s", "epoch s",
               "images/s (all)", "trials/h", "peak MiB per trial (alloc / reserved)"]  # fmt: skip

@@ -60,21 +60,10 @@ def cutout(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def trivialaugment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """torchvision's TrivialAugmentWide, drawn independently for each sample.
+    """torchvision's TrivialAugmentWide, one op and magnitude drawn per sample, batched."""
+    from trainables.trivialaugment import trivialaugment_batch
 
-    torchvision draws from the global RNG, so we seed a forked RNG from the trial's
-    generator: the result is reproducible and leaves the caller's global state alone.
-    It loops over samples (torchvision applies one op to a whole batch); that costs
-    about 0.1 ms an image on a CPU, small next to the model step.
-    """
-    from torchvision.transforms import v2  # lazy: torchvision is only needed for this policy
-
-    op = v2.TrivialAugmentWide()
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=x.device).item())
-    devices = [x.device] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        return torch.stack([op(img) for img in x])
+    return trivialaugment_batch(x, generator)
 
 
 def compose(*policies: Policy) -> Policy:

@@ -62,6 +62,8 @@ class TrialConfig:
     precision: str = "auto"
     eval_batch_size: int = 1024  # images per evaluation step (no gradients)
     compile: bool = False  # torch.compile the model: a one-off warm-up (~10-60 s) for faster steps
+    # NHWC activations: what cuDNN's and oneDNN's fastest convolution kernels read; off to measure.
+    channels_last: bool = True
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrialConfig:

@@ -108,7 +108,7 @@ class DeviceSplits:
         self.test_y = splits.test_y.to(device) if splits.test_y is not None else None
         mean, std = channel_stats(splits.train_x)
         self.mean, self.std = mean.to(device), std.to(device)
-        self.memory_format = torch.channels_last
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.bf16 = uses_bf16(device, cfg.precision)
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -118,7 +118,7 @@ class DeviceSplits:
         return contextlib.nullcontext()
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, C, H, W) -> normalized float32 (B, C, H, W) in channels_last layout."""
+        """uint8 (B, C, H, W) -> normalized float32 (B, C, H, W) in the trial's memory layout."""
         x = (x.float() / 255.0 - self.mean) / self.std
         return x.contiguous(memory_format=self.memory_format)
 
@@ -197,7 +197,7 @@ def train(
     torch.manual_seed(cfg.seed)
     if model is None:
         model = make_model(cfg, splits.channels, splits.num_classes)
-    model = model.to(device=device, memory_format=torch.channels_last)
+    model = model.to(device=device, memory_format=on_device.memory_format)
     # Steps and evaluation call `net`; checkpoints keep `model`'s state dict, whose keys the
     # compiled wrapper would prefix with `_orig_mod.`. Compiling costs seconds to a minute
     # once (and once more for eval mode), so it pays only over many steps.

@@ -16,7 +16,8 @@ import torch
 
 from trainables.config import TrialConfig
 from trainables.data import dataset_from_config
-from trainables.loop import train
+from trainables.loop import choose_device, train
+from trainables.usage import UsageMeter
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -56,13 +57,16 @@ def train_cnn(config: dict[str, Any]) -> None:
     # The node id tells trials on two nodes of one machine apart (same hostname, same IP).
     node_id = ray.get_runtime_context().get_node_id()
 
+    meter = UsageMeter(choose_device(cfg.device))
+
     def send_epoch(metrics: dict[str, Any], snapshot) -> None:
         with tempfile.TemporaryDirectory() as directory:
             torch.save(snapshot(), os.path.join(directory, CHECKPOINT_FILE))
             tune.report(
-                {**metrics, "node_id": node_id},
+                {**metrics, **meter.metrics(), "node_id": node_id},
                 checkpoint=tune.Checkpoint.from_directory(directory),
             )
 
     # The worker may run the next trial too (reuse_actors): it keeps the dataset for it.
-    train(cfg, on_epoch=send_epoch, state=state, splits=dataset_from_config(cfg, keep=True))
+    with meter:
+        train(cfg, on_epoch=send_epoch, state=state, splits=dataset_from_config(cfg, keep=True))

@@ -41,6 +41,7 @@ EPOCH_METRICS = (
     "images_per_s",
     "lr",
 )
+SYSTEM = "system/"  # MLflow's prefix for resource metrics: the UI groups them apart
 FINAL_FLUSH_S = 60.0  # seconds the end of a search keeps sending what an outage queued
 
 
@@ -252,9 +253,10 @@ class Tracker:
         if epoch <= trial.last_step:
             return
         now = int(time.time() * 1000)
+        keys = [*EPOCH_METRICS, "test_acc", *(k for k in result if k.startswith(SYSTEM))]
         metrics = [
             [k, float(result[k]), now, epoch]
-            for k in (*EPOCH_METRICS, "test_acc")
+            for k in keys
             if isinstance(result.get(k), (int, float)) and not isinstance(result.get(k), bool)
         ]
         tags = []
@@ -262,6 +264,8 @@ class Tracker:
             tags.append([f"{TAG}node", str(result.get("node_id") or result.get("node_ip"))])
             if result.get("hostname"):
                 tags.append([f"{TAG}hostname", str(result["hostname"])])
+            if result.get("cuda_visible_devices") is not None:
+                tags.append([f"{TAG}cuda_visible_devices", str(result["cuda_visible_devices"])])
         self._submit({"op": "log_batch", "run_id": trial.run_id, "metrics": metrics, "tags": tags})
         # The step is recorded as logged once it is sent or safely queued on disk.
         trial.last_step = epoch

@@ -51,3 +51,14 @@ def test_a_pack_of_two_trial_processes_on_cpu(tiny_folder, tmp_path):
     assert r["trials_per_hour"] == pytest.approx(2 * 3600 / full)
     assert [m["epoch"] for m in r["epochs"]] == [1, 2]
     assert r["peak_reserved_mib"] is None  # no GPU
+
+
+def test_the_gpu_host_script_parses_and_refuses_an_unknown_phase(tmp_path):
+    script = REPO / "bench" / "gpu_host.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    env = {"PATH": "/usr/bin:/bin", "STAGE": str(tmp_path / "s"), "OUT": str(tmp_path / "o")}
+    done = subprocess.run(["bash", str(script), "nonsense", str(tmp_path)], env=env)
+    assert done.returncode == 2
+    # The search phase needs the bench phase's stage (or a carried site.tar.xz).
+    done = subprocess.run(["bash", str(script), "search", str(tmp_path)], env=env)
+    assert done.returncode == 3

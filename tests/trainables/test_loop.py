@@ -175,3 +175,20 @@ def test_steps_and_evaluation_run_in_the_chosen_precision(mnist5k, precision, dt
     result = train(quick(epochs=1, precision=precision), splits=mnist5k, model=model)
     assert seen == {(True, dtype), (False, dtype)}  # training steps and evaluation
     assert math.isfinite(result.last["train_loss"])
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_channels_last_knob_sets_the_layout_of_steps(mnist5k, channels_last):
+    # bench/gpu.py compares the layouts on a GPU; here: the knob reaches the convolutions.
+    model = make_model(quick(), mnist5k.channels, mnist5k.num_classes)
+    # One with several input channels: with one, both layouts are the same bytes.
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    layouts = set()
+
+    def record(module, args, out):
+        layouts.add(args[0].is_contiguous(memory_format=torch.channels_last))
+
+    conv.register_forward_hook(record)
+    train(quick(epochs=1, channels_last=channels_last), splits=mnist5k, model=model)
+    assert layouts == {channels_last}
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) == channels_last

@@ -118,3 +118,20 @@ def test_local_faults_at_start_are_bad_input_not_unreachable(store):
     with pytest.raises(BadInput, match="run map .* is unreadable") as info:
         Tracker(uri, "cnn-tune", folder).start_search(CFG, "x: 1\n")
     assert not isinstance(info.value, TrackingUnreachable)
+
+
+def test_resource_figures_go_under_system_and_the_visible_gpus_become_a_tag(store):
+    uri, folder = store
+    tracker = Tracker(uri, "cnn-tune", folder)
+    tracker.start_search(CFG, "name: s1\n")
+    run_id = tracker.trial_started("t_00000", TRIAL)
+    usage = {"system/peak_rss_mib": 900.0, "system/gpu_max_allocated_mib": 843.0}
+    tracker.trial_result("t_00000", {**result(1, 0.5), **usage, "cuda_visible_devices": "0"})
+    tracker.trial_result("t_00000", {**result(2, 0.6), "system/peak_rss_mib": 950.0})
+    client = MlflowClient(uri)
+    child = client.get_run(run_id)
+    assert child.data.tags["cnn_tune.cuda_visible_devices"] == "0"
+    assert child.data.metrics["system/gpu_max_allocated_mib"] == 843.0
+    history = client.get_metric_history(run_id, "system/peak_rss_mib")
+    assert [(m.step, m.value) for m in history] == [(1, 900.0), (2, 950.0)]
+    assert "cuda_visible_devices" not in child.data.metrics
