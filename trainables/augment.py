@@ -91,6 +91,10 @@ POLICIES: dict[str, Policy] = {
 }
 
 
+# Policies that mirror images: training with one says mirroring keeps the label (tta: auto).
+FLIPPING_POLICIES = frozenset({"flip", "flip-crop", "flip-crop-cutout"})
+
+
 def augment(name: str, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Apply policy `name` to a uint8 batch (B, C, H, W); returns the same shape and dtype."""
     return POLICIES[name](x, generator)

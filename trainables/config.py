@@ -17,6 +17,7 @@ class ConfigError(ValueError):
 LR_SCHEDULES = ("constant", "onecycle", "linear")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+TTAS = ("auto", "none", "flip")  # auto: flip where the trial's augmentation flips
 IMAGE_MODES = ("RGB", "L")
 # Seeds are derived from the trial's seed (per epoch: seed * 1_000_003 + epoch) and from the
 # search's (numpy's RandomState in Optuna): below 2**32 both fit their generators.
@@ -62,6 +63,9 @@ class TrialConfig:
     precision: str = "auto"
     eval_batch_size: int = 1024  # images per evaluation step (no gradients)
     compile: bool = False  # torch.compile the model: a one-off warm-up (~10-60 s) for faster steps
+    # Evaluation also on mirrored images, logits averaged: +0.5-1 point where mirroring is
+    # label-preserving, which the trial says by training with flips (auto); never for digits.
+    tta: str = "auto"
     # NHWC activations: what cuDNN's and oneDNN's fastest convolution kernels read; off to measure.
     channels_last: bool = True
 
@@ -102,6 +106,7 @@ class TrialConfig:
         _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _check_choice("device", self.device, DEVICES)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("tta", self.tta, TTAS)
         _check_choice("image_mode", self.image_mode, IMAGE_MODES)
         _check_range("lr", self.lr, low=0.0, high=10.0, low_open=True)
         _check_range("batch_size", self.batch_size, low=1, high=65536)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainables.augment import augment
+from trainables.augment import FLIPPING_POLICIES, augment
 from trainables.config import TrialConfig
 from trainables.data import Splits, dataset_from_config
 from trainables.faults import InjectedFault, active_fault
@@ -110,6 +110,7 @@ class DeviceSplits:
         self.mean, self.std = mean.to(device), std.to(device)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.bf16 = uses_bf16(device, cfg.precision)
+        self.flip_tta = uses_flip_tta(cfg)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast where `uses_bf16`, else float32 (a no-op context)."""
@@ -147,7 +148,8 @@ def uses_bf16(device: torch.device, precision: str) -> bool:
 def evaluate(
     model: nn.Module, on_device: DeviceSplits, x: torch.Tensor, y: torch.Tensor, batch_size: int
 ) -> tuple[float, float, torch.Tensor]:
-    """Mean cross-entropy, accuracy and predicted classes (N,) on un-augmented images."""
+    """Mean cross-entropy, accuracy and predicted classes (N,) on un-augmented images (and
+    their mirror images, averaged, under flip test-time augmentation)."""
     model.eval()
     loss_sum = torch.zeros((), device=x.device)
     preds = []
@@ -155,11 +157,20 @@ def evaluate(
         xb = on_device.prepare(x[start : start + batch_size])
         with on_device.autocast():
             logits = model(xb).float()
+            if on_device.flip_tta:  # mean of the two views' logits
+                logits = (logits + model(xb.flip(3)).float()) / 2
         loss_sum += F.cross_entropy(logits, y[start : start + batch_size], reduction="sum")
         preds.append(logits.argmax(dim=1))
     pred = torch.cat(preds)
     acc = (pred == y).float().mean().item()
     return loss_sum.item() / max(1, len(y)), acc, pred
+
+
+def uses_flip_tta(cfg: TrialConfig) -> bool:
+    """Flip test-time augmentation per `TrialConfig.tta`: auto follows the training policy."""
+    if cfg.tta != "auto":
+        return cfg.tta == "flip"
+    return cfg.augment in FLIPPING_POLICIES
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

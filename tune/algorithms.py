@@ -19,7 +19,7 @@ from tune.space import Choice, Domain, is_range, to_ray
 
 if TYPE_CHECKING:
     from ray.tune.schedulers import TrialScheduler
-    from ray.tune.search import Searcher
+    from ray.tune.search import SearchAlgorithm, Searcher
 
 # Rungs of ASHA keep the best 1/REDUCTION_FACTOR of trials; 2 suits the few epochs of a search.
 ASHA_REDUCTION_FACTOR = 2
@@ -37,9 +37,19 @@ def make_param_space(cfg: SearchConfig) -> dict[str, Any]:
     return space
 
 
-def make_searcher(cfg: SearchConfig) -> Searcher | None:
-    """The searcher for `cfg.search.algorithm`; None means Ray's BasicVariantGenerator."""
+def make_searcher(cfg: SearchConfig) -> Searcher | SearchAlgorithm:
+    """The search algorithm for `cfg.search.algorithm`, seeded by `search.seed`."""
     return SEARCHERS[cfg.search.algorithm](cfg)
+
+
+def tune_max_concurrent(search_alg: Any, cfg: SearchConfig) -> int | None:
+    """`TuneConfig.max_concurrent_trials`: Tune wraps a `Searcher` in a ConcurrencyLimiter
+    with it, but only warns for a BasicVariantGenerator, which takes its limit itself."""
+    from ray.tune.search import BasicVariantGenerator
+
+    if isinstance(search_alg, BasicVariantGenerator):
+        return None
+    return cfg.search.max_concurrent or None
 
 
 def make_scheduler(cfg: SearchConfig) -> TrialScheduler:
@@ -50,10 +60,14 @@ def make_scheduler(cfg: SearchConfig) -> TrialScheduler:
 # --- searchers -------------------------------------------------------------------------------
 
 
-def _basic_variants(cfg: SearchConfig) -> None:
-    # Ray's default BasicVariantGenerator: samples domains at random and expands grid_search.
-    # Returning None (not an instance) lets TuneConfig.max_concurrent_trials apply to it.
-    return None
+def _basic_variants(cfg: SearchConfig) -> SearchAlgorithm:
+    from ray.tune.search import BasicVariantGenerator
+
+    # Ray's default: samples domains at random and expands grid_search. Seeded, so that a
+    # rerun of the same config proposes the same trials, as optuna's does.
+    return BasicVariantGenerator(
+        max_concurrent=cfg.search.max_concurrent, random_state=cfg.search.seed
+    )
 
 
 def _optuna(cfg: SearchConfig) -> Searcher:
@@ -63,7 +77,7 @@ def _optuna(cfg: SearchConfig) -> Searcher:
     return OptunaSearch(metric=cfg.search.metric, mode=cfg.search.mode, seed=cfg.search.seed)
 
 
-SEARCHERS: dict[str, Callable[[SearchConfig], Searcher | None]] = {
+SEARCHERS: dict[str, Callable[[SearchConfig], Searcher | SearchAlgorithm]] = {
     "random": _basic_variants,
     "grid": _basic_variants,
     "optuna": _optuna,

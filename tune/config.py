@@ -43,7 +43,7 @@ class SearchSettings:
     max_concurrent: int = 0  # trials at once; 0: as many as resources allow
     max_failures: int = 1  # retries of an errored trial (Ray's FailureConfig)
     time_budget_s: float | None = None  # seconds; stop the whole search after this; None: no limit
-    seed: int = 0  # searcher seed (optuna), so a rerun proposes the same trials
+    seed: int = 0  # seeds every searcher (random, grid, optuna): a rerun proposes the same trials
 
 
 @dataclass

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from tune.checks import (
     check_batch_size,
@@ -33,6 +35,10 @@ from tune.paths import (
 )
 from tune.staging import stage_data
 from tune.summary import Summary, summarize
+
+if TYPE_CHECKING:  # the driver imports Ray's and MLflow's sides only when a search runs
+    from tune.tracking import Tracker
+    from tune.tuner import FitOutcome
 
 # What `run` does when the experiment folder already exists.
 IF_EXISTS = ("refuse", "resume", "overwrite")
@@ -141,19 +147,34 @@ def drive_locked(
     cfg: SearchConfig, address: str | None, restore: bool, retry_errored: bool
 ) -> Summary:
     """Open the runs, fit, summarize and close the runs; the experiment lock is held."""
-    from tune.runs import abandon_runs, close_runs, open_runs, settle_runs
+    from tune.runs import abandon_runs, open_runs
     from tune.tuner import fit
 
-    tracker = open_runs(cfg)
     start = time.monotonic()
     # Forced experiment snapshots after each checkpoint are what makes a resume exact; short
     # epochs trigger Ray's warning about their frequency, which says nothing useful here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # The MLflow store (a new SQLite store builds its tables: seconds) and the parent run are
+    # made on a thread while Ray starts on this one; `fit` waits for them before any trial.
+    with ThreadPoolExecutor(1, thread_name_prefix="open-runs") as pool:
+        opening = pool.submit(open_runs, cfg)
+        try:
+            outcome = fit(cfg, address, opening.result, restore, retry_errored)
+        except BaseException:
+            if opening.exception() is None:  # waits; a store that failed has nothing open
+                abandon_runs(opening.result())
+            raise
+    tracker = opening.result()
     try:
-        outcome = fit(cfg, address, tracker, restore, retry_errored)
-    except BaseException:
-        abandon_runs(tracker)
-        raise
+        return finish(tracker, cfg, outcome, start)
+    finally:
+        outcome.wait_for_ray()
+
+
+def finish(tracker: Tracker, cfg: SearchConfig, outcome: FitOutcome, start: float) -> Summary:
+    """Settle the runs with Ray's outcome, summarize, and log the end of the search."""
+    from tune.runs import close_runs, settle_runs
+
     interrupted, stopped_by = settle_runs(tracker, cfg, outcome)
     summary = summarize(
         outcome.records,

@@ -67,6 +67,8 @@ class Summary:
             "trials": {"total": len(self.trials), **{k: self.counts.get(k, 0) for k in OUTCOMES}},
             "stopped_by": self.stopped_by,
             "wall_seconds": round(self.wall_seconds, 2),
+            # the driver process's own peak (Ray's workers and raylet are other processes)
+            "driver_peak_rss_mib": round(peak_rss_mib(), 1),
             "storage_path": self.storage_path,
             "experiment_path": self.experiment_path,
             "mlflow": self.mlflow,
@@ -74,6 +76,13 @@ class Summary:
             "exit_code": int(self.exit_code),
             "trial_results": self.trials,
         }
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, MiB (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def summarize(

@@ -13,8 +13,9 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,13 @@ class FitOutcome:
     ran_anything: bool = False  # whether any trial reported during this fit
     statuses: dict[str, str] = field(default_factory=dict)  # trial id -> Ray's trial status
     fit_seconds: float = 0.0  # how long Tuner.fit() ran: what a time budget counts
+    # Ray's shutdown (about 1 s) runs on this thread while the driver logs the end of the search.
+    ray_stopping: threading.Thread | None = None
+
+    def wait_for_ray(self) -> None:
+        """Block until Ray has shut down (the process must not exit before)."""
+        if self.ray_stopping is not None:
+            self.ray_stopping.join()
 
     def unfinished(self) -> list[str]:
         """Trials Ray did not end (an interrupted search): neither TERMINATED nor ERROR."""
@@ -84,18 +92,24 @@ def make_tuner(cfg: SearchConfig, callbacks: list[Any]) -> Any:
     """Build Ray Tune's Tuner for a new search."""
     from ray import tune
 
-    from tune.algorithms import make_param_space, make_scheduler, make_searcher
+    from tune.algorithms import (
+        make_param_space,
+        make_scheduler,
+        make_searcher,
+        tune_max_concurrent,
+    )
 
+    search_alg = make_searcher(cfg)
     return tune.Tuner(
         make_trainable(cfg),
         param_space=make_param_space(cfg),
         tune_config=tune.TuneConfig(
             metric=cfg.search.metric,
             mode=cfg.search.mode,
-            search_alg=make_searcher(cfg),
+            search_alg=search_alg,
             scheduler=make_scheduler(cfg),
             num_samples=cfg.search.num_samples,
-            max_concurrent_trials=cfg.search.max_concurrent or None,
+            max_concurrent_trials=tune_max_concurrent(search_alg, cfg),
             time_budget_s=cfg.search.time_budget_s,
             # A trial's worker process (torch imported, data cached in memory) runs the next
             # trial: starting a fresh one cost ~4 s per trial, more than a demo epoch.
@@ -182,10 +196,18 @@ def sigterm_as_sigint() -> Iterator[None]:
 
 
 def fit(
-    cfg: SearchConfig, address: str | None, tracker: Tracker, restore: bool, retry_errored: bool
+    cfg: SearchConfig,
+    address: str | None,
+    tracker: Callable[[], Tracker],
+    restore: bool,
+    retry_errored: bool,
 ) -> FitOutcome:
     """Start or join Ray, run (or restore) the Tuner with the progress and MLflow callbacks,
-    and shut Ray down again."""
+    and shut Ray down: at once on an error, else on a thread (`FitOutcome.wait_for_ray`).
+
+    `tracker` is called once Ray is up: the driver opens the MLflow runs meanwhile, and its
+    error (an unreachable store: exit 3) stops the search before any trial starts.
+    """
     import ray
     from ray import tune
 
@@ -202,7 +224,7 @@ def fit(
                 if address:
                     check_cluster_resources(cfg)
                 progress = ProgressCallback(cfg.searched_keys(), cfg.epochs, cfg.trial_count())
-                mlflow_cb = MlflowTrialCallback(tracker, cfg.epochs, cfg.search.time_budget_s)
+                mlflow_cb = MlflowTrialCallback(tracker(), cfg.epochs, cfg.search.time_budget_s)
                 callbacks = [progress, mlflow_cb]
                 if restore and tune.Tuner.can_restore(path):
                     log.info(f"search {cfg.name!r}: resuming from {path}")
@@ -220,6 +242,10 @@ def fit(
                 outcome.fit_seconds = time.monotonic() - started
             outcome.ran_anything = bool(progress.latest)
             outcome.statuses = saved_statuses(path)
-            return outcome
-        finally:
+        except BaseException:
             ray.shutdown()
+            raise
+    # Everything the driver still needs is on disk (checkpoints, results) or in `outcome`.
+    outcome.ray_stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+    outcome.ray_stopping.start()
+    return outcome

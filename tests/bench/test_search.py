@@ -33,7 +33,8 @@ def test_overhead_ratio_is_wall_over_ideal():
 
 def test_the_search_writes_only_under_its_folder(tmp_path):
     command = search.search_command(tmp_path, trials=16, epochs=4, scheduler="fifo")
-    assert command[1:3] == ["run", str(search.CONFIG)] and "--json" in command
+    config = tmp_path / "bench-search.yaml"
+    assert command[1:3] == ["run", str(config)] and "--json" in command
     sets = dict(command[i + 1].split("=", 1) for i, a in enumerate(command) if a == "--set")
     assert sets["search.num_samples"] == "16"
     for key in ("storage_path", "cache_dir"):
@@ -46,3 +47,13 @@ def test_arguments_are_checked():
     assert (args.trials, args.epochs, args.scheduler) == (16, 12, "fifo")
     with pytest.raises(SystemExit):
         search.parse_args(["--trials", "0"])
+
+
+def test_the_config_is_pinned_and_valid(tmp_path):
+    # bench/search.py keeps its own trial settings: a change to configs/demo.yaml moves no figure.
+    from tune.parse import load_search_config
+
+    search.search_command(tmp_path, trials=16, epochs=4, scheduler="fifo")
+    cfg = load_search_config(str(tmp_path / "bench-search.yaml"))
+    assert (cfg.dataset, cfg.epochs, cfg.fixed_trial_config()["width"]) == ("mnist5k", 12, 16)
+    assert cfg.searched_keys() == ["activation", "augment", "batch_size", "lr"]

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from trainables.augment import POLICIES, augment, crop, cutout, flip
+from trainables.augment import FLIPPING_POLICIES, POLICIES, augment, crop, cutout, flip
 
 
 def batch(b=64, c=3, h=32, w=32):
@@ -88,3 +88,20 @@ def test_trivialaugment_leaves_global_rng_alone():
     torch.manual_seed(5)
     augment("trivialaugment", batch(4), torch.Generator().manual_seed(0))
     assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("name", sorted(set(POLICIES) - {"trivialaugment"}))
+def test_flipping_policies_are_exactly_those_that_mirror(name):
+    # tta: auto mirrors at evaluation only after training with mirrored images. A left-to-right
+    # ramp comes out reversed only when mirrored (crop and cutout shift or blank a little of it).
+    ramp = (torch.arange(32) * 8).to(torch.uint8).expand(256, 3, 32, 32)
+    out = augment(name, ramp.clone(), torch.Generator().manual_seed(0)).float()
+    left_to_right = out[..., 16:].mean(dim=(1, 2, 3)) - out[..., :16].mean(dim=(1, 2, 3))
+    assert bool((left_to_right < 0).any()) == (name in FLIPPING_POLICIES)
+
+
+def test_trivialaugment_never_mirrors():
+    from trainables.trivialaugment import space
+
+    assert not any("flip" in name.lower() for name, _, _ in space(32, 32))
+    assert "trivialaugment" not in FLIPPING_POLICIES

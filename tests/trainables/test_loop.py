@@ -5,7 +5,15 @@ import torch
 
 from trainables.config import TrialConfig
 from trainables.data import load_dataset
-from trainables.loop import choose_device, cpu_runs_bf16_natively, lr_factor, train, uses_bf16
+from trainables.loop import (
+    DeviceSplits,
+    choose_device,
+    cpu_runs_bf16_natively,
+    evaluate,
+    lr_factor,
+    train,
+    uses_bf16,
+)
 from trainables.model import make_model
 
 
@@ -192,3 +200,23 @@ def test_channels_last_knob_sets_the_layout_of_steps(mnist5k, channels_last):
     train(quick(epochs=1, channels_last=channels_last), splits=mnist5k, model=model)
     assert layouts == {channels_last}
     assert conv.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_flip_tta_follows_the_training_policy_unless_set():
+    from trainables.loop import uses_flip_tta
+
+    assert uses_flip_tta(quick(augment="flip-crop")) and not uses_flip_tta(quick(augment="crop"))
+    assert uses_flip_tta(quick(augment="crop", tta="flip"))
+    assert not uses_flip_tta(quick(augment="flip-crop", tta="none"))
+    with pytest.raises(ValueError, match="tta"):
+        quick(tta="mirror")
+
+
+def test_flip_tta_averages_the_logits_of_both_views(mnist5k):
+    model = make_model(quick(), mnist5k.channels, mnist5k.num_classes)
+    views = []
+    model.register_forward_hook(lambda module, args, out: views.append(args[0].clone()))
+    on_device = DeviceSplits(mnist5k, quick(tta="flip"), torch.device("cpu"))
+    x, y = on_device.val_x[:8], on_device.val_y[:8]
+    evaluate(model, on_device, x, y, batch_size=8)
+    assert len(views) == 2 and torch.equal(views[1], views[0].flip(3))

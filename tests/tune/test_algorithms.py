@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from ray.tune.experiment import Experiment
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+from ray.tune.search import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.sample import Categorical, Float, LogUniform, Uniform
 from ray.tune.search.variant_generator import generate_variants
@@ -15,6 +17,7 @@ from tune.algorithms import (
     make_param_space,
     make_scheduler,
     make_searcher,
+    tune_max_concurrent,
 )
 from tune.parse import parse_search_config
 
@@ -69,15 +72,40 @@ def test_grid_uses_grid_search_and_matches_trial_count():
     space = make_param_space(cfg)
     assert space["activation"] == {"grid_search": ["relu", "tanh"]}
     assert space["lr"] == {"grid_search": [1e-3, 1e-2]}
-    assert make_searcher(cfg) is None
+    assert isinstance(make_searcher(cfg), BasicVariantGenerator)
     # Ray expands the grid once per sample; the count must be what trial_count promises.
     variants = list(generate_variants(space))
     assert len(variants) * cfg.search.num_samples == cfg.trial_count() == 32
     assert len({tuple(sorted(v.items())) for _, v in variants}) == 16
 
 
-def test_random_leaves_searching_to_ray():
-    assert make_searcher(config()) is None
+def propose(cfg):
+    """The trial configs a searcher proposes, without Ray running."""
+    searcher = make_searcher(cfg)
+    trainable = lambda config: None  # noqa: E731
+    experiment = Experiment("x", trainable, config=make_param_space(cfg), num_samples=6)
+    searcher.add_configurations([experiment])
+    proposals = []
+    while (trial := searcher.next_trial()) is not None:
+        proposals.append((trial.config["activation"], trial.config["lr"]))
+    return proposals
+
+
+def test_random_search_is_seeded_by_search_seed():
+    first = propose(config(seed=0, num_samples=6))
+    assert len(first) == 6 and len(set(first)) == 6  # one generator across the samples
+    assert propose(config(seed=0, num_samples=6)) == first
+    assert propose(config(seed=1, num_samples=6)) != first
+
+
+def test_random_takes_the_concurrency_limit_itself():
+    cfg = config(max_concurrent=2)
+    searcher = make_searcher(cfg)
+    assert searcher.max_concurrent == 2
+    # Tune would only warn and ignore its own limit for a BasicVariantGenerator.
+    assert tune_max_concurrent(searcher, cfg) is None
+    optuna = config(algorithm="optuna", max_concurrent=2)
+    assert tune_max_concurrent(make_searcher(optuna), optuna) == 2
 
 
 def test_optuna_searcher_is_seeded_and_reads_the_space():

@@ -50,7 +50,7 @@ CASES = {
     "lr-inverted": (lambda t: ["run", str(DEMO), "--set", "space.lr={loguniform: [1e-2, 1e-4]}"], ["space.lr", "low < high"]),
     "batch-size-zero": (lambda t: ["run", str(DEMO), "--set", "space.batch_size=[0]"], ["batch_size", ">= 1"]),
     "batch-size-over-train-set": (
-        lambda t: ["run", str(DEMO), "--set", "trial.max_train_images=100"], ["batch_size 128", "100 training images"]),
+        lambda t: ["run", str(DEMO), "--set", "trial.max_train_images=50"], ["batch_size 64", "50 training images"]),
     "epochs-zero": (lambda t: ["run", str(DEMO), "--set", "epochs=0"], ["epochs"]),
     "num-samples-zero": (lambda t: ["run", str(DEMO), "--set", "search.num_samples=0"], ["num_samples"]),
     "gpus-unavailable": (lambda t: ["run", str(DEMO), "--set", "resources.gpus_per_trial=0.5"], ["gpus_per_trial", "no GPU"]),
