@@ -13,11 +13,11 @@ where slots = CPUs / cpus_per_trial. 1.0 means no time outside training epochs: 
 no trial process start, no data loading, no reporting or checkpointing, no idle slot. Ray's own
 scalability tests hold Tune to about 1.2.
 
-A search also pays a fixed ~15-20 s that does not grow with it: Python and Ray start, a new
-MLflow store's tables, the best model's upload and the search's plots, Ray's stop. The same
-ratio over the trials' span (first trial's start to last trial's end) leaves that out: it is
-Tune's own scheduling overhead, what Ray's scalability tests time. With the demo's 4-epoch
-trials (3 s each) the fixed part is a third of the wall time; `--epochs 4` shows it.
+A search also pays a fixed cost that does not grow with it (`fixed_cost_s`, 15-35 s by
+machine): Python and Ray start, a new MLflow store's tables, the best model's upload and the
+search's plots, Ray's stop. The same ratio over the trials' span (first trial's start to last
+trial's end) leaves that out: it is Tune's own scheduling overhead, what Ray's scalability
+tests time. With 4-epoch trials the fixed part is a third of the wall time: `--epochs 4`.
 
     python bench/search.py [--trials 16] [--epochs 12] [--scheduler fifo] [--out DIR]
 """
