@@ -12,6 +12,7 @@ against torchvision's own on single images.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -29,23 +30,38 @@ def space(height: int, width: int) -> list[tuple[str, torch.Tensor | None, bool]
     return [(name, fn(NUM_BINS, height, width), signed) for name, (fn, signed) in ops.items()]
 
 
+@functools.lru_cache(maxsize=16)
+def _table(
+    height: int, width: int, device: torch.device
+) -> tuple[tuple[str, ...], torch.Tensor, torch.Tensor]:
+    """The space as tensors on `device`, made once per image size and device, not per step:
+    op names, magnitudes (ops, bins; 0 where an op has none) and whether each op is signed."""
+    ops = space(height, width)
+    magnitudes = torch.stack(
+        [torch.zeros(NUM_BINS) if m is None else m.float() for _, m, _ in ops]
+    ).to(device)
+    signed = torch.tensor([s for _, _, s in ops], device=device)
+    return tuple(name for name, _, _ in ops), magnitudes, signed
+
+
 def trivialaugment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Apply TrivialAugmentWide to each image of a uint8 batch (B, C, H, W) independently."""
     b, _, h, w = x.shape
-    ops = space(h, w)
-    op = torch.randint(0, len(ops), (b,), generator=generator, device=x.device)
+    names, magnitudes, signed = _table(h, w, x.device)
+    op = torch.randint(0, len(names), (b,), generator=generator, device=x.device)
     bins = torch.randint(0, NUM_BINS, (b,), generator=generator, device=x.device)
     signs = torch.where(torch.rand(b, generator=generator, device=x.device) <= 0.5, -1.0, 1.0)
+    m = magnitudes[op, bins] * torch.where(signed[op], signs, 1.0)
+    # Samples grouped by op: one device-to-host read of the group sizes, not one per op.
+    order = torch.argsort(op)
+    sizes = torch.bincount(op, minlength=len(names)).tolist()
     out = x.clone()
-    for index, (name, magnitudes, signed) in enumerate(ops):
-        rows = (op == index).nonzero().flatten()
-        if name == "Identity" or len(rows) == 0:
-            continue
-        m = None
-        if magnitudes is not None:
-            m = magnitudes.to(x.device, torch.float32)[bins[rows]]
-            m = m * signs[rows] if signed else m
-        out[rows] = apply(name, x[rows], m)
+    start = 0
+    for name, size in zip(names, sizes):
+        rows = order[start : start + size]
+        start += size
+        if name != "Identity" and size > 0:
+            out[rows] = apply(name, x[rows], m[rows])
     return out
 
 
