@@ -55,6 +55,9 @@ class TrialConfig:
     weight_decay: float = 0.0  # L2 penalty inside Adam (torch.optim.Adam's weight_decay)
     label_smoothing: float = 0.0
     lr_schedule: str = "onecycle"  # constant | onecycle (warm-up then cosine) | linear decay
+    # Decay of an exponential moving average of the weights (and BN statistics), per step; the
+    # average is what is evaluated and exported. 0: off, the raw weights.
+    ema: float = 0.0
     epochs: int = 5
     seed: int = 0  # model init, batch order and augmentation; not the val split
     device: str = "auto"  # auto picks CUDA when present
@@ -109,7 +112,8 @@ class TrialConfig:
         _check_choice("tta", self.tta, TTAS)
         _check_choice("image_mode", self.image_mode, IMAGE_MODES)
         _check_range("lr", self.lr, low=0.0, high=10.0, low_open=True)
-        _check_range("batch_size", self.batch_size, low=1, high=65536)
+        # Batch norm needs two images per step to compute batch statistics.
+        _check_range("batch_size", self.batch_size, low=2, high=65536)
         _check_range("eval_batch_size", self.eval_batch_size, low=1)
         _check_range("epochs", self.epochs, low=1, high=10000)
         _check_range("width", self.width, low=1, high=2048)
@@ -118,11 +122,12 @@ class TrialConfig:
         _check_range("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
         _check_range("weight_decay", self.weight_decay, low=0.0)
         _check_range("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
+        _check_range("ema", self.ema, low=0.0, high=1.0, high_open=True)
         _check_range("val_fraction", self.val_fraction, low=0.0, high=0.9, low_open=True)
         _check_range("image_size", self.image_size, low=8, high=512)
         _check_range("seed", self.seed, low=0, high=SEED_LIMIT, high_open=True)
         if self.max_train_images is not None:
-            _check_range("max_train_images", self.max_train_images, low=1)
+            _check_range("max_train_images", self.max_train_images, low=2)  # batch norm
 
     def resolve_paths(self) -> None:
         """Make `data_root` and `cache_dir` absolute (`~` expanded), in place.

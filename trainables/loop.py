@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from trainables.augment import FLIPPING_POLICIES, augment
 from trainables.config import TrialConfig
@@ -214,11 +215,21 @@ def train(
     # once (and once more for eval mode), so it pays only over many steps.
     net = torch.compile(model) if cfg.compile else model
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    result = TrainResult(config=cfg.to_dict(), model=model)
+    # torch's own EMA: the average is evaluated (and exported) in place of the raw weights.
+    averaged = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+        if cfg.ema > 0
+        else None
+    )
+    evaluated = averaged.module if averaged is not None else net
+    result = TrainResult(config=cfg.to_dict(), model=averaged.module if averaged else model)
     start_epoch = 0
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if averaged is not None and "ema_model" in state:
+            averaged.module.load_state_dict(state["ema_model"])
+            averaged.n_averaged.fill_(int(state["ema_steps"]))
         start_epoch = int(state["epoch"])
         result.history = list(state.get("history", []))
 
@@ -231,13 +242,17 @@ def train(
     generator = torch.Generator(device=device)
 
     def snapshot() -> dict[str, Any]:
-        return {
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        saved = {
+            "model": cpu_state(model),
             "optimizer": optimizer.state_dict(),
             "epoch": epoch,
             "config": cfg.to_dict(),
             "history": list(result.history),
         }
+        if averaged is not None:  # what the metrics were measured on: what export loads
+            saved["ema_model"] = cpu_state(averaged.module)
+            saved["ema_steps"] = int(averaged.n_averaged)
+        return saved
 
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         t_epoch = time.perf_counter()
@@ -268,6 +283,8 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             loss_sum += loss.detach() * len(yb)
             correct += (logits.argmax(dim=1) == yb).sum()
             if (step + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum).item():
@@ -278,7 +295,7 @@ def train(
         train_seconds = time.perf_counter() - t_epoch
         diverged = diverged or not math.isfinite(train_loss)
         val_loss, val_acc, _ = evaluate(
-            net, on_device, on_device.val_x, on_device.val_y, cfg.eval_batch_size
+            evaluated, on_device, on_device.val_x, on_device.val_y, cfg.eval_batch_size
         )
         diverged = diverged or not math.isfinite(val_loss)
         metrics: dict[str, Any] = {
@@ -295,7 +312,7 @@ def train(
         }
         if epoch == cfg.epochs and not diverged and on_device.test_x is not None:
             _, metrics["test_acc"], _ = evaluate(
-                net, on_device, on_device.test_x, on_device.test_y, cfg.eval_batch_size
+                evaluated, on_device, on_device.test_x, on_device.test_y, cfg.eval_batch_size
             )
         result.history.append(metrics)
         if on_epoch is not None:
@@ -307,6 +324,16 @@ def train(
 
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A module's state dict on the CPU, detached: what a checkpoint holds."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def exported_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint's metrics were measured on: the average under `ema`."""
+    return state.get("ema_model", state["model"])
 
 
 def predict(model: nn.Module, splits: Splits, cfg: TrialConfig, split: str = "val") -> torch.Tensor:

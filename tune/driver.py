@@ -156,8 +156,9 @@ def drive_locked(
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # The MLflow store (a new SQLite store builds its tables: seconds) and the parent run are
     # made on a thread while Ray starts on this one; `fit` waits for them before any trial.
-    with ThreadPoolExecutor(1, thread_name_prefix="open-runs") as pool:
+    with ThreadPoolExecutor(2, thread_name_prefix="open-runs") as pool:
         opening = pool.submit(open_runs, cfg)
+        pool.submit(warm_up_search_end)  # the end's one-off imports and export start, meanwhile
         try:
             outcome = fit(cfg, address, opening.result, restore, retry_errored)
         except BaseException:
@@ -169,6 +170,13 @@ def drive_locked(
         return finish(tracker, cfg, outcome, start)
     finally:
         outcome.wait_for_ray()
+
+
+def warm_up_search_end() -> None:
+    # Imported here, on the pool's thread: `tune.artifacts` brings matplotlib.
+    from tune.artifacts import warm_up_search_end
+
+    warm_up_search_end()
 
 
 def finish(tracker: Tracker, cfg: SearchConfig, outcome: FitOutcome, start: float) -> Summary:

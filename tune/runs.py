@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import yaml
@@ -161,8 +163,13 @@ def log_search_end(
     tracker.close_open_trials(INTERRUPTED)
     _warn_on_failure("logging learning curves", log_trial_curves, tracker, outcome.histories)
     crash_point("search_end")
-    log_best_model_once(tracker, cfg, summary, outcome)
-    _warn_on_failure("logging search plots", log_search_plots, tracker, summary, cfg)
+    # The plots are drawn while the best model is exported and uploaded on another thread.
+    log_best_model_once(
+        tracker, cfg, summary, outcome,
+        alongside=partial(
+            _warn_on_failure, "logging search plots", log_search_plots, tracker, summary, cfg
+        ),
+    )  # fmt: skip
     best = summary.best
     headline = {"best_val_acc": best["val_acc"], "test_acc": best.get("test_acc")} if best else {}
     status = "FINISHED" if summary.exit_code == 0 else "FAILED"
@@ -170,12 +177,38 @@ def log_search_end(
 
 
 def log_best_model_once(
-    tracker: Tracker, cfg: SearchConfig, summary: Summary, outcome: FitOutcome
+    tracker: Tracker,
+    cfg: SearchConfig,
+    summary: Summary,
+    outcome: FitOutcome,
+    alongside: Callable[[], None] | None = None,
 ) -> None:
     """The best trial's model and confusion matrices on its run, registered if asked: once per
     search (a resume or a cron rerun does not log or register it again), and tried again on the
     next resume when it failed. A missing or torn checkpoint leaves the model out, with a
-    warning; it never fails the search."""
+    warning; it never fails the search.
+
+    `alongside` runs once in any case: while the model uploads when there is one to log.
+    """
+    pending = [alongside] if alongside is not None else []
+
+    def run_alongside() -> None:
+        while pending:
+            pending.pop()()
+
+    try:
+        _log_best_model(tracker, cfg, summary, outcome, run_alongside)
+    finally:
+        run_alongside()
+
+
+def _log_best_model(
+    tracker: Tracker,
+    cfg: SearchConfig,
+    summary: Summary,
+    outcome: FitOutcome,
+    alongside: Callable[[], None],
+) -> None:
     from tune.artifacts import log_best_model
 
     assert tracker.runs is not None
@@ -191,8 +224,9 @@ def log_best_model_once(
         return
     state["trial_id"] = best["trial_id"]
     timings = _warn_on_failure(
-        "logging the best model", log_best_model, tracker, state, cfg.mlflow.registered_model
-    )
+        "logging the best model",
+        log_best_model, tracker, state, cfg.mlflow.registered_model, alongside,
+    )  # fmt: skip
     if timings:
         tracker.runs.model_of = best["trial_id"]
         tracker.save_runs()

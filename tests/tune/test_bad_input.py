@@ -48,7 +48,7 @@ CASES = {
     "unknown-scheduler": (lambda t: ["run", str(DEMO), "--set", "search.scheduler=hyperband"], ["hyperband", "asha"]),
     "lr-zero": (lambda t: ["run", str(DEMO), "--set", "space.lr=[0.0]"], ["lr", "> 0"]),
     "lr-inverted": (lambda t: ["run", str(DEMO), "--set", "space.lr={loguniform: [1e-2, 1e-4]}"], ["space.lr", "low < high"]),
-    "batch-size-zero": (lambda t: ["run", str(DEMO), "--set", "space.batch_size=[0]"], ["batch_size", ">= 1"]),
+    "batch-size-zero": (lambda t: ["run", str(DEMO), "--set", "space.batch_size=[0]"], ["batch_size", ">= 2"]),
     "batch-size-over-train-set": (
         lambda t: ["run", str(DEMO), "--set", "trial.max_train_images=50"], ["batch_size 64", "50 training images"]),
     "epochs-zero": (lambda t: ["run", str(DEMO), "--set", "epochs=0"], ["epochs"]),

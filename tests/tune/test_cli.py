@@ -56,7 +56,7 @@ def test_validate_prints_resolved_config_and_trial_count(tmp_path):
     resolved = yaml.safe_load(out.stdout)
     assert resolved["epochs"] == 2
     assert resolved["storage_path"] == str(tmp_path / "rr")
-    assert resolved["space"]["lr"] == {"loguniform": [1e-3, 1e-2]}
+    assert resolved["space"]["lr"] == {"loguniform": [2e-3, 1e-2]}
     assert "8 trials" in out.stderr
     assert not (tmp_path / "rr").exists()  # validate starts nothing, writes nothing
 

@@ -126,6 +126,18 @@ def test_artifacts_and_best_model(search):
         assert model(torch.rand(1, 1, 28, 28)).shape == (1, 10)
     predict = mlflow.pyfunc.load_model(uri).predict
     assert predict(np.random.rand(3, 1, 28, 28).astype("float32")).shape == (3, 10)
+    # Logged as a pt2 graph: it loads where cnn-tune's own modules cannot be imported.
+    load_without_us = (
+        "import sys; sys.modules['trainables'] = sys.modules['tune'] = None\n"
+        "import mlflow, torch\n"
+        f"mlflow.set_tracking_uri({summary['mlflow']['tracking_uri']!r})\n"
+        f"model = mlflow.pytorch.load_model({uri!r})\n"
+        "print(tuple(model(torch.rand(3, 1, 28, 28)).shape))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", load_without_us], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0 and "(3, 10)" in out.stdout, out.stderr[-2000:]
 
     # Registered under the configured name, from the best trial's run.
     versions = client.search_model_versions("name = 'cnn-demo'")

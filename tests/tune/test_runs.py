@@ -47,8 +47,10 @@ def search(search_settings, shared_store, tmp_path, monkeypatch):
     calls: list[str] = []
     fail_first = getattr(search_settings, "fail_first", False)
 
-    def log_model(tracker, state, registered):
+    def log_model(tracker, state, registered, alongside=None):
         calls.append(state["trial_id"])
+        if alongside is not None:
+            alongside()
         if len(calls) == 1 and fail_first:
             raise ConnectionError("store down at the end")
         return {"log_model_s": 0.1, "confusion_s": 0.1}
@@ -88,3 +90,16 @@ def test_a_missing_or_torn_checkpoint_is_a_warning(search, tmp_path, caplog):
     assert calls == [] and tracker.runs.model_of is None
     assert "no checkpoint of the best trial" in caplog.text
     assert "reading the best trial's checkpoint failed" in caplog.text
+
+
+@pytest.mark.parametrize("search_settings", [SimpleNamespace(fail_first=True)])
+def test_what_runs_alongside_runs_once_whatever_happens_to_the_model(search, tmp_path):
+    tracker, summary, outcome, calls = search
+    ran: list[str] = []
+    log_best_model_once(tracker, CFG, summary, outcome, alongside=lambda: ran.append("failed"))
+    log_best_model_once(tracker, CFG, summary, outcome, alongside=lambda: ran.append("logged"))
+    log_best_model_once(tracker, CFG, summary, outcome, alongside=lambda: ran.append("again"))
+    empty = FitOutcome(records=[], checkpoints={})
+    log_best_model_once(tracker, CFG, summary, empty, alongside=lambda: ran.append("none"))
+    assert ran == ["failed", "logged", "again", "none"]
+    assert calls == ["best", "best"]

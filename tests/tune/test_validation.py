@@ -133,7 +133,7 @@ INVALID = [
     pytest.param(
         with_changes(space=space_with(batch_size=[0, 64])),
         [],
-        ["space.batch_size", "batch_size 0", ">= 1"],
+        ["space.batch_size", "batch_size 0", ">= 2"],
         id="batch-size-zero",
     ),
     pytest.param(
@@ -182,7 +182,7 @@ INVALID = [
     pytest.param(
         with_changes(trial={"max_train_images": 0}),
         [],
-        ["trial", "max_train_images", ">= 1"],
+        ["trial", "max_train_images", ">= 2"],
         id="trial-bad-cap",
     ),
     pytest.param(with_changes(epochs=0), [], ["epochs", "epochs 0", ">= 1"], id="epochs-zero"),
