@@ -55,7 +55,7 @@ def make_model(cfg: TrialConfig, channels: int, classes: int) -> nn.Module:
         nn.Flatten(),
         # The maxima of a bounded activation (sigmoid, tanh) all sit near its ceiling; normalized,
         # they vary again. On the demo's digits, epoch-1 val_acc rose from 0.38 to 0.83 (sigmoid)
-        # and from 0.59 to 0.91 (tanh), and relu was unchanged (BENCHMARKS.md, section 5).
+        # and from 0.59 to 0.91 (tanh), and relu was unchanged (BENCHMARKS.md, section 6).
         nn.BatchNorm1d(c_in),
         nn.Dropout(cfg.dropout),
         nn.Linear(c_in, classes),

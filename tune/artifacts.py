@@ -113,8 +113,9 @@ def log_model(
 
     `pt2` (`torch.export`) over pickle: the logged model is a graph that loads with torch alone
     (no cnn-tune classes, so `mlflow models serve` works in any environment with torch) and
-    runs no arbitrary code when loaded. It costs about 4 s to export (hidden behind the plots),
-    and loads in 0.15-0.25 s against 0.01 s for pickle (BENCHMARKS.md, section 5).
+    runs no arbitrary code when loaded. Exporting took 4 s cold and 0.8 s after
+    `warm_up_search_end`, beside the plots; it loads in 0.15-0.25 s against 0.01 s for pickle
+    (BENCHMARKS.md, section 6).
     """
     import mlflow
     import mlflow.pytorch
