@@ -222,7 +222,8 @@ def train(
         else None
     )
     evaluated = averaged.module if averaged is not None else net
-    result = TrainResult(config=cfg.to_dict(), model=averaged.module if averaged else model)
+    # The plain module, never the compiled wrapper: what checkpoints and export load into.
+    result = TrainResult(config=cfg.to_dict(), model=model if averaged is None else evaluated)
     start_epoch = 0
     if state is not None:
         model.load_state_dict(state["model"])
