@@ -11,6 +11,14 @@ def test_arguments_are_checked():
     assert pipeline.parse_args(["--budget", "200"]).budget == 200
     with pytest.raises(SystemExit):
         pipeline.parse_args(["--epochs", "0"])
+    assert pipeline.parse_args(["--budget", "1", "--activations", "tanh,elu"]).activations == [
+        "tanh",
+        "elu",
+    ]
+    assert "relu" in pipeline.parse_args(["--budget", "1", "--activations", "all"]).activations
+    for bad in (["--budget", "1", "--activations", "relu,swish2"], ["--activations", "relu"]):
+        with pytest.raises(SystemExit):
+            pipeline.parse_args(bad)
 
 
 def test_lenet_is_the_tutorials_net():
@@ -39,3 +47,13 @@ def test_budget_mode_reports_two_accuracies(tiny_folder, tmp_path, capsys):
     results = parse_results(capsys.readouterr().out)
     assert set(results) == {"tutorial_budget_acc", "budget_acc"}
     assert all(0.0 <= v <= 1.0 for v in results.values())
+
+
+def test_budget_per_activation_reports_each_one(tiny_folder, tmp_path, capsys):
+    argv = ["--data-root", str(tiny_folder), "--out", str(tmp_path), "--budget", "2"]
+    assert pipeline.main([*argv, "--activations", "sigmoid,tanh"]) == 0
+    out = capsys.readouterr().out
+    results = parse_results(out)
+    assert set(results) == {"budget_acc_sigmoid", "budget_acc_tanh"}
+    assert all(0.0 <= v <= 1.0 for v in results.values())
+    assert "| sigmoid " in out and "| tanh " in out
