@@ -134,7 +134,7 @@ def log_model(
     mlflow.set_tracking_uri(tracker.tracking_uri)
     status = tracker.client.get_run(run_id).info.status
     with mlflow.start_run(run_id=run_id):
-        mlflow.pytorch.log_model(
+        info = mlflow.pytorch.log_model(
             export,
             name="model",
             signature=signature,
@@ -149,7 +149,18 @@ def log_model(
         )
     # start_run reopened the run; put back the status its trial earned.
     tracker.client.set_terminated(run_id, status=status)
+    version = getattr(info, "registered_model_version", None)
+    if registered_model and version is not None:
+        tag_model_version(tracker, registered_model, str(version))
     return time.perf_counter() - t0
+
+
+def tag_model_version(tracker: Tracker, name: str, version: str) -> None:
+    """The registered version names the search that made it (the Registry page shows tags)."""
+    assert tracker.runs is not None
+    tags = {"search": tracker.search_name, "parent_run_id": tracker.runs.parent_run_id}
+    for key, value in tags.items():
+        tracker.client.set_model_version_tag(name, version, f"cnn_tune.{key}", value)
 
 
 def warm_up_search_end() -> None:

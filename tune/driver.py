@@ -126,7 +126,8 @@ def drive(
         probe_address(address)
     else:
         check_local_resources(cfg)
-    check_batch_size(cfg, stage_data(cfg))
+    staged = stage_data(cfg)
+    check_batch_size(cfg, staged.train_images)
     probe_tracking_store(cfg.mlflow.tracking_uri)
     # MLflow's client retries an unreachable server for minutes; the outbox retries instead.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -140,13 +141,20 @@ def drive(
         saved = saved_config_path(cfg.storage_path, cfg.name)
         if not restore or not os.path.exists(saved):
             dump_search_config(cfg, saved)  # owner-only from its creation: it holds the URI
-        return drive_locked(cfg, address, restore, retry_errored)
+        return drive_locked(cfg, address, restore, retry_errored, staged.inputs)
 
 
 def drive_locked(
-    cfg: SearchConfig, address: str | None, restore: bool, retry_errored: bool
+    cfg: SearchConfig,
+    address: str | None,
+    restore: bool,
+    retry_errored: bool,
+    inputs: list[dict] | None = None,
 ) -> Summary:
-    """Open the runs, fit, summarize and close the runs; the experiment lock is held."""
+    """Open the runs, fit, summarize and close the runs; the experiment lock is held.
+
+    `inputs`: the staged dataset's splits, logged as MLflow dataset inputs (`tune.staging`).
+    """
     from tune.runs import abandon_runs, open_runs
     from tune.tuner import fit
 
@@ -157,7 +165,7 @@ def drive_locked(
     # The MLflow store (a new SQLite store builds its tables: seconds) and the parent run are
     # made on a thread while Ray starts on this one; `fit` waits for them before any trial.
     with ThreadPoolExecutor(2, thread_name_prefix="open-runs") as pool:
-        opening = pool.submit(open_runs, cfg)
+        opening = pool.submit(open_runs, cfg, inputs)
         pool.submit(warm_up_search_end)  # the end's one-off imports and export start, meanwhile
         try:
             outcome = fit(cfg, address, opening.result, restore, retry_errored)

@@ -240,6 +240,8 @@ class Outbox:
             self.client.delete_tag(run_id, op["key"])
         elif kind == "log_artifact":
             self.client.log_artifact(run_id, op["path"], op.get("artifact_path"))
+        elif kind == "log_inputs":
+            self.client.log_inputs(run_id, datasets=[dataset_input(d) for d in op["datasets"]])
         else:
             raise ValueError(f"unknown outbox op {kind!r}")
         self.sent += 1
@@ -358,3 +360,18 @@ class Outbox:
             f"MLflow refused a {op['op']} write for good ({describe(exc)}); it is set aside in "
             f"{self.rejected} and the other records go on"
         )
+
+
+def dataset_input(data: dict[str, Any]) -> Any:
+    """An MLflow `DatasetInput` from a queued plain dict (`tune.staging.dataset_inputs`)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    dataset = Dataset(
+        name=data["name"],
+        digest=data["digest"],
+        source_type=data["source_type"],
+        source=data["source"],
+        profile=data.get("profile"),
+    )
+    return DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, data["context"])])

@@ -8,10 +8,12 @@ from typing import Any
 COMPLETED = "completed"  # ran every epoch
 SCHEDULER = "scheduler"  # the scheduler (ASHA, PBT) stopped it early
 BUDGET = "budget"  # the search's time budget ran out while it ran
+TARGET = "target"  # another trial reached the search's target (search.stop)
+PLATEAU = "plateau"  # the search's best stopped improving (search.stop)
 INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM / a crash of the driver stopped the search
 DIVERGED = "diverged"  # NaN or infinite loss; not retried
 ERROR = "error"  # raised beyond max_failures
-REASONS = (COMPLETED, SCHEDULER, BUDGET, INTERRUPTED, DIVERGED, ERROR)
+REASONS = (COMPLETED, SCHEDULER, BUDGET, TARGET, PLATEAU, INTERRUPTED, DIVERGED, ERROR)
 
 # Disjoint outcomes the summary counts (JSON `trials` keys).
 FINISHED = "finished"
@@ -27,15 +29,22 @@ OUTCOME_OF_REASON = {
     COMPLETED: FINISHED,
     SCHEDULER: STOPPED_EARLY,
     BUDGET: CUT,
+    TARGET: CUT,
+    PLATEAU: CUT,
     INTERRUPTED: STOPPED_EARLY,
     DIVERGED: DIVERGED,
     ERROR: FAILED,
 }
 
+# The MLflow run status of each reason, decided once. A trial the scheduler stopped early ended
+# normally: KILLED would draw it with the UI's failure icon (Ray's own MLflow callback also ends
+# early-stopped trials FINISHED). Only a stop from outside the search is KILLED.
 RUN_STATUS_OF_REASON = {
     COMPLETED: "FINISHED",
-    SCHEDULER: "KILLED",
+    SCHEDULER: "FINISHED",
     BUDGET: "FINISHED",  # the search ended normally; the trial is as good as its last epoch
+    TARGET: "FINISHED",
+    PLATEAU: "FINISHED",
     INTERRUPTED: "KILLED",
     DIVERGED: "FAILED",
     ERROR: "FAILED",
@@ -46,6 +55,8 @@ PROGRESS_WORD_OF_REASON = {
     COMPLETED: "done",
     SCHEDULER: "stopped",
     BUDGET: "stopped",
+    TARGET: "stopped",
+    PLATEAU: "stopped",
     INTERRUPTED: "stopped",
     DIVERGED: "diverged",
     ERROR: "error",

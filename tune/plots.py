@@ -200,6 +200,53 @@ def plot_metric_vs_lr(rows: Sequence[dict[str, Any]], metric: str, path: str) ->
     return _save(fig, path)
 
 
+def plot_param_importance(importance: dict[str, float], metric: str, path: str, note: str) -> str:
+    """Each searched key's fANOVA importance as a horizontal bar, the largest on top.
+
+    Args:
+        note: the title's second line (which trials counted, and how).
+    """
+    keys = list(importance)[::-1]  # barh draws bottom-up
+    fig, ax = plt.subplots(figsize=(6.5, 0.5 * len(keys) + 1.6))
+    bars = ax.barh(keys, [importance[k] for k in keys], color=plt.get_cmap("tab10")(0))
+    ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=8)
+    ax.set_xlim(0, max(1.0, *importance.values()) * 1.1)
+    ax.set_xlabel(f"share of {metric}'s variance (fANOVA)")
+    ax.set_title(f"Which hyperparameter mattered for {metric}\n{note}", fontsize=9)
+    ax.grid(alpha=0.3, axis="x")
+    return _save(fig, path)
+
+
+def plot_accuracy_vs_cost(
+    points: Sequence[tuple[str, float, float]],
+    front: Sequence[tuple[str, float, float]],
+    metric: str,
+    path: str,
+) -> str:
+    """Each trial's metric against its training seconds, the Pareto front drawn as a step line.
+
+    Args:
+        points: (trial id, seconds, value) per trial; `front` is the Pareto-optimal subset.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    on_front = {p[0] for p in front}
+    rest = [p for p in points if p[0] not in on_front]
+    if rest:
+        ax.scatter([p[1] for p in rest], [p[2] for p in rest], s=30, color="0.6", label="trial")
+    if front:
+        xs, ys = [p[1] for p in front], [p[2] for p in front]
+        ax.step(xs, ys, where="post", color=plt.get_cmap("tab10")(3), alpha=0.7)
+        ax.scatter(xs, ys, s=46, color=plt.get_cmap("tab10")(3), label="Pareto-optimal", zorder=3)
+        for trial_id, x, y in front:
+            ax.annotate(trial_id, (x, y), fontsize=7, xytext=(4, -10), textcoords="offset points")
+    ax.set_xlabel("training seconds (sum of the trial's epochs)")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{metric} against what it cost")
+    return _save(fig, path)
+
+
 def plot_augmentation_grid(images: Any, policies: dict[str, Any], path: str, seed: int = 0) -> str:
     """Each policy (rows) applied to the same training images (columns).
 

@@ -15,6 +15,7 @@ class TrialRun:
     last_step: int = 0  # last epoch logged: a restored trial's re-run epochs are skipped
     status: str | None = None  # terminal MLflow status once set
     reason: str | None = None  # why it ended (tune.outcomes), once it has
+    best: float | None = None  # the search metric's best value so far (`best_<metric>`)
 
 
 @dataclass

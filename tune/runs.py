@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import yaml
@@ -26,8 +25,11 @@ from tune.tuner import FitOutcome
 log = get_logger("mlflow")
 
 
-def open_runs(cfg: SearchConfig) -> Tracker:
+def open_runs(cfg: SearchConfig, inputs: list[dict[str, Any]] | None = None) -> Tracker:
     """Create (or reattach to) the search's parent run before any trial starts.
+
+    `inputs`: the dataset's splits as MLflow dataset inputs (`tune.staging.dataset_inputs`),
+    logged on the parent and on every child.
 
     Raises:
         TrackingUnreachable (exit 3) when the store does not answer.
@@ -40,7 +42,7 @@ def open_runs(cfg: SearchConfig) -> Tracker:
     )
     shown = cfg.to_dict()
     shown["mlflow"]["tracking_uri"] = redact_uri(cfg.mlflow.tracking_uri)  # no password in MLflow
-    tracker.start_search(cfg, yaml.safe_dump(shown, sort_keys=False))
+    tracker.start_search(cfg, yaml.safe_dump(shown, sort_keys=False), inputs)
     tracker.send_in_background()  # trials never wait on the store
     return tracker
 
@@ -103,6 +105,7 @@ def close_runs(tracker: Tracker, cfg: SearchConfig, summary: Summary, outcome: F
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints model-logging notes
         if summary.interrupted:
             tracker.close_open_trials(INTERRUPTED)
+            note_interrupted(tracker, cfg, summary)
             tracker.finish_search({}, "KILLED")
         elif tracker.runs is not None and tracker.runs.finished and not outcome.ran_anything:
             # A finished search resumed: its artifacts are logged; only close the parent run,
@@ -114,6 +117,17 @@ def close_runs(tracker: Tracker, cfg: SearchConfig, summary: Summary, outcome: F
             log_search_end(tracker, cfg, summary, outcome)
     summary.mlflow = tracker.info()
     summary.mlflow["logging_share"] = log_tracking_cost(tracker, outcome, cfg)
+
+
+def note_interrupted(tracker: Tracker, cfg: SearchConfig, summary: Summary) -> None:
+    """The parent's description says the search was interrupted and what it had so far."""
+    from tune.conventions import NOTE
+    from tune.notes import search_note
+
+    assert tracker.runs is not None
+    note = _warn_on_failure("writing the search's note", search_note, cfg, summary, None, [])
+    if note:
+        tracker.set_tags(tracker.runs.parent_run_id, {NOTE: note})
 
 
 def abandon_runs(tracker: Tracker) -> None:
@@ -159,17 +173,20 @@ def log_search_end(
 ) -> None:
     """Close every run and log the end-of-search artifacts (curves, best model, plots)."""
     from tune.artifacts import log_search_plots, log_trial_curves
+    from tune.explain import explain_search
 
     tracker.close_open_trials(INTERRUPTED)
     _warn_on_failure("logging learning curves", log_trial_curves, tracker, outcome.histories)
     crash_point("search_end")
+
+    def plots_and_explanation() -> None:
+        _warn_on_failure("logging search plots", log_search_plots, tracker, summary, cfg)
+        _warn_on_failure(
+            "explaining the search", explain_search, tracker, cfg, summary, outcome.histories
+        )
+
     # The plots are drawn while the best model is exported and uploaded on another thread.
-    log_best_model_once(
-        tracker, cfg, summary, outcome,
-        alongside=partial(
-            _warn_on_failure, "logging search plots", log_search_plots, tracker, summary, cfg
-        ),
-    )  # fmt: skip
+    log_best_model_once(tracker, cfg, summary, outcome, alongside=plots_and_explanation)
     best = summary.best
     headline = {"best_val_acc": best["val_acc"], "test_acc": best.get("test_acc")} if best else {}
     status = "FINISHED" if summary.exit_code == 0 else "FAILED"

@@ -16,13 +16,14 @@ the best model, search plots) are made once at the end from Ray's full result hi
 
 from __future__ import annotations
 
+import math
 import os
-import subprocess
 import tempfile
 import threading
 import time
 from typing import Any
 
+from tune.conventions import NOTE, git_commit, source_tags
 from tune.errors import BadInput, DriverError
 from tune.outbox import Outbox
 from tune.outcomes import ERROR, RUN_STATUS_OF_REASON
@@ -42,19 +43,8 @@ EPOCH_METRICS = (
     "lr",
 )
 SYSTEM = "system/"  # MLflow's prefix for resource metrics: the UI groups them apart
+BEST = "best_"  # best_<metric>: a child's best epoch (the UI's table shows only the last value)
 FINAL_FLUSH_S = 60.0  # seconds the end of a search keeps sending what an outage queued
-
-
-def git_commit() -> str | None:
-    """The project's git commit when it runs from a checkout; None otherwise."""
-    try:
-        here = os.path.dirname(os.path.abspath(__file__))
-        out = subprocess.run(
-            ["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def run_name(config: dict[str, Any]) -> str:
@@ -107,6 +97,10 @@ class Tracker:
         self.seconds = 0.0  # MLflow calls while trials run: runs, params, metrics, statuses
         self.artifact_seconds = 0.0  # plots and the best model
         self.curves_logged: set[str] = set()  # trials whose learning curves are logged
+        self.search_name = ""
+        self.metric, self.mode = "val_acc", "max"
+        self.run_tags: dict[str, str] = {}  # MLflow's conventions, on every run (`start_search`)
+        self.inputs: list[dict[str, Any]] = []  # the dataset's splits (`tune.staging`)
         self.final_flush_s = final_flush_s
         # The run map changes on this thread (trial events) and on the outbox's sender (a queued
         # run created): every change and every save holds this lock.
@@ -114,13 +108,23 @@ class Tracker:
 
     # ------------------------------------------------------------------ parent run
 
-    def start_search(self, cfg: Any, config_yaml: str) -> RunMap:
+    def start_search(
+        self, cfg: Any, config_yaml: str, inputs: list[dict[str, Any]] | None = None
+    ) -> RunMap:
         """Create the parent run, or reattach to the one in the state folder's run map.
 
         The store must answer here (else TrackingUnreachable: exit 3, before any trial);
         later outages only delay writes.
+
+        Args:
+            inputs: the dataset's splits as MLflow dataset inputs (`tune.staging`), logged on
+                the parent and on each child.
         """
         t0 = time.perf_counter()
+        self.search_name = cfg.name
+        self.metric, self.mode = cfg.search.metric, cfg.search.mode
+        self.run_tags = source_tags(git_commit())
+        self.inputs = list(inputs or [])
         probe_tracking(self.tracking_uri)
         try:
             existing = RunMap.load(self.map_path)
@@ -153,14 +157,16 @@ class Tracker:
                 self.experiment, artifact_location=artifact_location(self.tracking_uri)
             )
         )
-        tags = parent_tags(cfg)
-        commit = git_commit()
-        if commit:
-            tags[f"{TAG}git_commit"] = commit
+        from tune.notes import running_note
+
+        tags = {**parent_tags(cfg), **self.run_tags, NOTE: running_note(cfg)}
+        if "mlflow.source.git.commit" in tags:  # our own tag too, which older reports read
+            tags[f"{TAG}git_commit"] = tags["mlflow.source.git.commit"]
         parent = self.client.create_run(experiment_id, run_name=cfg.name, tags=tags)
         self.runs = RunMap(redact_uri(self.tracking_uri), experiment_id, parent.info.run_id)
         self.save_runs()
         self._open_outbox()
+        self.log_inputs(parent.info.run_id)
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "search_config.yaml")
             with open(path, "w") as f:
@@ -230,14 +236,18 @@ class Tracker:
                     "experiment_id": self.runs.experiment_id,
                     "run_name": run_name(config),
                     "tags": {
+                        **self.run_tags,
                         "mlflow.parentRunId": self.runs.parent_run_id,
                         f"{TAG}role": "trial",
                         f"{TAG}trial_id": trial_id,
+                        # a filter finds a search's trials without the parent's id
+                        f"{TAG}search": self.search_name,
                     },
                 }
             )
             self.runs.trials[trial_id] = TrialRun(run_id)
             self.save_runs()
+        self.log_inputs(run_id)
         resolved = TrialConfig.from_dict(config).to_dict()
         params = [[k, str(v)] for k, v in sorted(resolved.items())]
         self._submit({"op": "log_batch", "run_id": run_id, "params": params})
@@ -259,6 +269,11 @@ class Tracker:
             for k in keys
             if isinstance(result.get(k), (int, float)) and not isinstance(result.get(k), bool)
         ]
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            better = max if self.mode == "max" else min
+            trial.best = value if trial.best is None else better(trial.best, float(value))
+            metrics.append([f"{BEST}{self.metric}", trial.best, now, epoch])
         tags = []
         if trial.last_step == 0:
             tags.append([f"{TAG}node", str(result.get("node_id") or result.get("node_ip"))])
@@ -288,6 +303,22 @@ class Tracker:
         self._submit({"op": "set_terminated", "run_id": trial.run_id, "status": trial.status})
         self.save_runs()
         self.seconds += time.perf_counter() - t0
+
+    def log_inputs(self, run_id: str) -> None:
+        """The dataset's splits as the run's MLflow dataset inputs (the UI's "Datasets")."""
+        if self.inputs:
+            self._submit({"op": "log_inputs", "run_id": run_id, "datasets": self.inputs})
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        """Tags on any run of the search (notes, the Pareto flag), through the outbox."""
+        pairs = [[k, str(v)] for k, v in tags.items()]
+        self._submit({"op": "log_batch", "run_id": run_id, "tags": pairs})
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        """Metrics at step 0 on any run of the search (e.g. the parent's importances)."""
+        now = int(time.time() * 1000)
+        batch = [[k, float(v), now, 0] for k, v in metrics.items()]
+        self._submit({"op": "log_batch", "run_id": run_id, "metrics": batch})
 
     def record_error(self, trial_id: str, error: str) -> None:
         """The error's last line, known for sure only once Ray has written the trial's result."""

@@ -75,6 +75,8 @@ CASES = {
     "name-traversal": (lambda t: ["run", str(DEMO), "--name", "../escape"], ["name", "../escape"]),
     "resume-unknown": (lambda t: ["resume", "never-ran"], ["never-ran"]),
     "resume-traversal": (lambda t: ["resume", "../../etc"], ["../../etc"]),
+    "report-html-no-folder": (lambda t: ["report", "s1", "--html", str(t / "no" / "r.html")], ["--html", "does not exist"]),
+    "report-html-is-folder": (lambda t: ["report", "s1", "--html", str(t)], ["--html", "is a folder"]),
 }  # fmt: skip
 
 

@@ -3,6 +3,7 @@ MlflowClient, `cnn-tune report`, a real `mlflow server`, and the MLflow UI in he
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -18,7 +19,10 @@ from tests.tune.test_cli import DEMO, REPO, cnn_tune
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-SPACE = "{activation: [relu, sigmoid], augment: [none, crop], batch_size: [64], lr: [0.003]}"
+# 8 trials, 6 of which report a metric: enough for parameter importance.
+SPACE = (
+    "{activation: [relu, sigmoid, tanh, elu], augment: [none, crop], batch_size: [64], lr: [0.003]}"
+)
 ARGS = [
     "--set", "epochs=3", "--set", "trial.max_train_images=600", "--set", "trial.width=8",
     "--set", "search.algorithm=grid", "--set", "search.num_samples=1", "--set", f"space={SPACE}",
@@ -54,7 +58,7 @@ def test_one_parent_one_child_per_trial(search):
     client = MlflowClient(uri)
     exp = client.get_experiment(summary["mlflow"]["experiment_id"])
     assert exp.name == "cnn-tune"
-    assert len(client.search_runs([exp.experiment_id])) == 5  # 1 parent + 4 trials
+    assert len(client.search_runs([exp.experiment_id])) == 9  # 1 parent + 8 trials
 
     parent, children = runs_of(client, summary)
     assert parent.info.run_name == "demo-mnist5k"
@@ -66,8 +70,23 @@ def test_one_parent_one_child_per_trial(search):
     assert tags["cnn_tune.storage_path"] == str(folder / "ray_results")
     assert parent.data.metrics["best_val_acc"] == pytest.approx(summary["best"]["val_acc"])
 
-    assert len(children) == 4
-    assert len({c.data.tags["cnn_tune.trial_id"] for c in children}) == 4
+    assert len(children) == 8
+    assert len({c.data.tags["cnn_tune.trial_id"] for c in children}) == 8
+    # MLflow's own conventions, on the parent and on every child.
+    for run in (parent, *children):
+        t = run.data.tags
+        assert t["mlflow.user"] and t["mlflow.source.type"] == "LOCAL"
+        assert t["mlflow.source.name"].startswith("cnn-tune run ")
+        assert t["mlflow.source.git.commit"] == tags["cnn_tune.git_commit"]
+        inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+        assert set(inputs) == {"mnist5k/train", "mnist5k/val", "mnist5k/test"}
+        assert len({i.dataset.digest for i in inputs.values()}) == 1
+        assert len(inputs["mnist5k/train"].dataset.digest) == 32
+        assert json.loads(inputs["mnist5k/val"].dataset.profile)["num_rows"] == 500
+    found = client.search_runs(
+        [exp.experiment_id], filter_string="tags.`cnn_tune.search` = 'demo-mnist5k'"
+    )
+    assert {r.info.run_id for r in found} == {c.info.run_id for c in children}
     reasons = {}
     for child in children:
         t, p = child.data.tags, child.data.params
@@ -78,7 +97,7 @@ def test_one_parent_one_child_per_trial(search):
             assert key in p
         reason = t["cnn_tune.stop_reason"]
         reasons[child.info.run_id] = reason
-        expected_status = {"completed": "FINISHED", "scheduler": "KILLED", "diverged": "FAILED"}
+        expected_status = {"completed": "FINISHED", "scheduler": "FINISHED", "diverged": "FAILED"}
         assert child.info.status == expected_status[reason], (reason, child.info.status)
         if p["activation"] == "sigmoid":
             assert reason == "diverged"
@@ -88,7 +107,15 @@ def test_one_parent_one_child_per_trial(search):
             assert sorted(steps) == list(range(1, len(steps) + 1)), (metric, steps)
         if reason == "completed":
             assert "test_acc" in child.data.metrics
+        if reason != "diverged":
+            best = max(m.value for m in client.get_metric_history(child.info.run_id, "val_acc"))
+            assert child.data.metrics["best_val_acc"] == pytest.approx(best)
+        assert t["mlflow.note.content"].startswith(f"Trial `{t['cnn_tune.trial_id']}`")
     assert "diverged" in reasons.values() and "completed" in reasons.values()
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("**Search `demo-mnist5k`** ended: 8 trials")
+    assert f"**Best**: trial `{summary['best']['trial_id']}`" in note
+    assert "cnn-tune train --set" in note and "**What mattered**" in note
     assert not [r for r in client.search_runs([exp.experiment_id]) if r.info.status == "RUNNING"]
 
 
@@ -103,7 +130,19 @@ def test_artifacts_and_best_model(search):
     assert parent_files >= {
         "plots/parallel_coordinates.png", "plots/heatmap_activation_augment.png",
         "plots/metric_vs_lr.png", "plots/augmentations.png", "plots/trials.csv",
+        "plots/param_importance.png", "plots/accuracy_vs_cost.png",
     }  # fmt: skip
+    # Which hyperparameter mattered: every searched key has an importance.
+    importance = {k: v for k, v in parent.data.metrics.items() if k.startswith("importance_")}
+    assert set(importance) == {"importance_activation", "importance_augment"}
+    assert sum(importance.values()) == pytest.approx(1.0)
+    # What accuracy cost: the Pareto front's trials are tagged, the best one among them.
+    pareto = {
+        c.data.tags["cnn_tune.trial_id"] for c in children if "cnn_tune.pareto" in c.data.tags
+    }
+    assert summary["best"]["trial_id"] in pareto
+    # The trials as an MLflow table, beside the CSV.
+    assert "trials_table.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert "search_config.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     for child in children:
         files = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
@@ -114,7 +153,7 @@ def test_artifacts_and_best_model(search):
     )
     files = {a.path for a in client.list_artifacts(best.info.run_id, "plots")}
     assert {"plots/confusion_val.png", "plots/confusion_test.png"} <= files
-    assert best.data.params["activation"] == "relu"  # sigmoid trials diverged: never best
+    assert best.data.params["activation"] != "sigmoid"  # sigmoid trials diverged: never best
 
     mlflow.set_tracking_uri(summary["mlflow"]["tracking_uri"])
     uri = f"runs:/{best.info.run_id}/model"
@@ -142,6 +181,10 @@ def test_artifacts_and_best_model(search):
     # Registered under the configured name, from the best trial's run.
     versions = client.search_model_versions("name = 'cnn-demo'")
     assert [v.run_id for v in versions] == [best.info.run_id]
+    assert {
+        "cnn_tune.search": "demo-mnist5k",
+        "cnn_tune.parent_run_id": parent.info.run_id,
+    }.items() <= versions[0].tags.items()
     registered = mlflow.pytorch.load_model("models:/cnn-demo/1")
     with torch.no_grad():
         assert registered(torch.rand(2, 1, 28, 28)).shape == (2, 10)
@@ -159,10 +202,29 @@ def test_report_reads_the_search_back(search):
     assert missing.returncode == 2 and "no search named 'no-such-search'" in missing.stderr
 
 
-@pytest.mark.browser
-def test_mlflow_ui_nests_trials_under_the_search(search):
+@contextlib.contextmanager
+def chromium():
+    """The real headless Chromium the suite uses, through its chromedriver."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--window-size=1400,900",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+@pytest.mark.browser
+def test_mlflow_ui_nests_trials_under_the_search(search):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -173,36 +235,60 @@ def test_mlflow_ui_nests_trials_under_the_search(search):
         [sys.executable, "-m", "tune.cli", "ui", "--port", str(port)],
         cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--window-size=1400,900",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    browser = None
     try:
         wait_http(f"http://127.0.0.1:{port}/health")
-        browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-        experiment = summary["mlflow"]["experiment_id"]
-        browser.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs")
-        wait = WebDriverWait(browser, 60)
-        wait.until(lambda b: "demo-mnist5k" in b.page_source)
-        # Collapsed: only the search is a top-level row; its trials are behind its expander.
-        assert "relu-crop-bs64" not in browser.page_source
-        browser.find_element(
-            By.CSS_SELECTOR, "button[data-component-id*=runnamecellrenderer]"
-        ).click()
-        names = ["relu-crop-bs64", "relu-none-bs64", "sigmoid-crop-bs64", "sigmoid-none-bs64"]
-        wait.until(lambda b: all(n in b.page_source for n in names))
-        ARTIFACTS_DIR.mkdir(exist_ok=True)
-        browser.save_screenshot(str(ARTIFACTS_DIR / "mlflow-ui-nested-runs.png"))
+        with chromium() as browser:
+            experiment = summary["mlflow"]["experiment_id"]
+            browser.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs")
+            wait = WebDriverWait(browser, 60)
+            wait.until(lambda b: "demo-mnist5k" in b.page_source)
+            # Collapsed: only the search is a top-level row; its trials are behind its expander.
+            assert "relu-crop-bs64" not in browser.page_source
+            browser.find_element(
+                By.CSS_SELECTOR, "button[data-component-id*=runnamecellrenderer]"
+            ).click()
+            names = [
+                f"{a}-{p}-bs64"
+                for a in ("relu", "sigmoid", "tanh", "elu")
+                for p in ("none", "crop")
+            ]
+            wait.until(lambda b: all(n in b.page_source for n in names))
+            ARTIFACTS_DIR.mkdir(exist_ok=True)
+            browser.save_screenshot(str(ARTIFACTS_DIR / "mlflow-ui-nested-runs.png"))
+
+            # The parent run's page shows the search's note as its description.
+            parent = summary["mlflow"]["parent_run_id"]
+            browser.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs/{parent}")
+            wait.until(lambda b: "ended: 8 trials" in b.page_source)
+            assert "cnn-tune train --set" in browser.page_source
+            browser.save_screenshot(str(ARTIFACTS_DIR / "mlflow-ui-search-description.png"))
     finally:
-        if browser is not None:
-            browser.quit()
         ui.terminate()
         ui.wait(timeout=30)
+
+
+@pytest.mark.browser
+def test_html_report_opens_with_every_row_and_image(search):
+    folder, summary = search
+    out = cnn_tune("report", "demo-mnist5k", "--html", "report.html", cwd=folder)
+    assert out.returncode == 0, out.stderr[-2000:]
+    page = (folder / "report.html").read_text()
+    assert "ended: 8 trials" in page and "cnn-tune train --set" in page
+    with chromium() as browser:
+        browser.get((folder / "report.html").as_uri())
+        rows = browser.execute_script("return document.querySelectorAll('#trials tr.trial').length")
+        assert rows == 8
+        images = browser.execute_script(
+            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])"
+        )
+        # The parent's 6 plots and the best trial's 3 (curves, val and test confusion).
+        assert len(images) >= 9, images
+        assert all(complete and width > 0 for _, complete, width in images), images
+        assert any("param_importance" in alt for alt, _, _ in images)
+        ARTIFACTS_DIR.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS_DIR / "html-report.png"))
+    bad = cnn_tune("report", "demo-mnist5k", "--html", str(folder / "no" / "r.html"), cwd=folder)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
 
 
 def test_search_against_a_real_mlflow_server(tmp_path):
@@ -216,7 +302,7 @@ def test_search_against_a_real_mlflow_server(tmp_path):
         assert summary["mlflow"]["tracking_uri"] == uri
         client = MlflowClient(uri)
         parent, children = runs_of(client, summary)
-        assert parent.info.status == "FINISHED" and len(children) == 4
+        assert parent.info.status == "FINISHED" and len(children) == 8
         assert {c.data.tags["cnn_tune.stop_reason"] for c in children} >= {"diverged"}
         assert not (tmp_path / "mlruns.db").exists()  # nothing went to the embedded default
         files = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}

@@ -40,3 +40,11 @@ def test_every_reason_has_a_status_a_word_and_an_outcome():
         assert set(table) == set(REASONS)
     assert set(OUTCOME_OF_REASON.values()) == set(OUTCOMES)
     assert set(RUN_STATUS_OF_REASON.values()) <= {"FINISHED", "KILLED", "FAILED"}
+
+
+def test_only_a_stop_from_outside_is_killed_and_only_a_broken_trial_failed():
+    # The UI draws KILLED and FAILED with its failure icon: early stopping is a normal end.
+    finished = {"completed", "scheduler", "budget", "target", "plateau"}
+    assert {r for r, s in RUN_STATUS_OF_REASON.items() if s == "FINISHED"} == finished
+    assert {r for r, s in RUN_STATUS_OF_REASON.items() if s == "KILLED"} == {"interrupted"}
+    assert {r for r, s in RUN_STATUS_OF_REASON.items() if s == "FAILED"} == {"diverged", "error"}

@@ -1,9 +1,13 @@
 """tune.tracking without Ray: runs, batching, de-duplication and reattaching from the run map."""
 
+import os
+from dataclasses import replace
+
 import pytest
 from mlflow import MlflowClient
 
 from tests.tune.tracking_cases import CFG, TRIAL, result
+from tune.config import SearchSettings
 from tune.paths import artifact_location
 from tune.run_map import RUN_MAP_FILE, RunMap
 from tune.store import TrackingUnreachable, probe_tracking
@@ -33,7 +37,7 @@ def test_parent_and_child_runs(store):
     assert child.data.tags["mlflow.parentRunId"] == runs.parent_run_id
     assert child.data.tags["cnn_tune.node"] == "abc123"
     assert child.data.tags["cnn_tune.stop_reason"] == "scheduler"
-    assert child.info.status == "KILLED"
+    assert child.info.status == "FINISHED"  # stopped early is a normal end, not the failure icon
     assert child.data.params["activation"] == "relu"
     assert child.data.params["width"] == "32"  # the full resolved trial config
     assert child.data.metrics["val_acc"] == 0.5
@@ -135,3 +139,62 @@ def test_resource_figures_go_under_system_and_the_visible_gpus_become_a_tag(stor
     history = client.get_metric_history(run_id, "system/peak_rss_mib")
     assert [(m.step, m.value) for m in history] == [(1, 900.0), (2, 950.0)]
     assert "cuda_visible_devices" not in child.data.metrics
+
+
+INPUTS = [
+    {"name": f"mnist5k/{split}", "digest": "ab" * 16, "source_type": "local",
+     "source": '{"uri": "mnist5k"}', "profile": f'{{"num_rows": {n}}}', "context": context}
+    for split, n, context in (("train", 4000, "training"), ("val", 500, "validation"))
+]  # fmt: skip
+
+
+def test_runs_carry_mlflow_conventions_the_search_tag_and_dataset_inputs(store):
+    uri, folder = store
+    tracker = Tracker(uri, "cnn-tune", folder)
+    runs = tracker.start_search(CFG, "name: s1\n", INPUTS)
+    run_id = tracker.trial_started("t_00000", TRIAL)
+    tracker.trial_ended("t_00000", "completed")
+    tracker.send_inline()
+    client = MlflowClient(uri)
+    parent, child = client.get_run(runs.parent_run_id), client.get_run(run_id)
+    for run in (parent, child):
+        tags = run.data.tags
+        assert tags["mlflow.user"] and tags["mlflow.source.type"] == "LOCAL"
+        assert tags["mlflow.source.name"].startswith("cnn-tune")
+        assert tags["mlflow.source.git.commit"] == parent.data.tags["cnn_tune.git_commit"]
+        inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+        assert set(inputs) == {"mnist5k/train", "mnist5k/val"}
+        assert inputs["mnist5k/train"].dataset.digest == "ab" * 16
+        assert {t.key: t.value for t in inputs["mnist5k/val"].tags} == {
+            "mlflow.data.context": "validation"
+        }
+        assert '"num_rows": 500' in inputs["mnist5k/val"].dataset.profile
+    assert parent.data.tags["mlflow.note.content"].startswith("**Search `s1`**: running.")
+    assert child.data.tags["cnn_tune.search"] == "s1"
+    found = client.search_runs([runs.experiment_id], filter_string="tags.`cnn_tune.search` = 's1'")
+    assert [r.info.run_id for r in found] == [run_id]
+
+
+def test_best_metric_is_the_best_epoch_so_far_per_mode(store):
+    uri, folder = store
+    tracker = Tracker(uri, "cnn-tune", folder)
+    tracker.start_search(CFG, "name: s1\n")
+    run_id = tracker.trial_started("t_00000", TRIAL)
+    for epoch, acc in ((1, 0.5), (2, 0.8), (3, 0.7)):
+        tracker.trial_result("t_00000", result(epoch, acc))
+    tracker.send_inline()
+    client = MlflowClient(uri)
+    assert client.get_run(run_id).data.metrics["val_acc"] == 0.7  # the last, in the UI's table
+    assert client.get_run(run_id).data.metrics["best_val_acc"] == 0.8
+    assert [m.value for m in client.get_metric_history(run_id, "best_val_acc")] == [0.5, 0.8, 0.8]
+    # A loss is minimized: its best is the lowest.
+    os.makedirs(f"{folder}-min")
+    low = Tracker(uri, "cnn-tune", f"{folder}-min")
+    low.start_search(
+        replace(CFG, name="s2", search=SearchSettings(metric="val_loss", mode="min")), ""
+    )
+    loss_run = low.trial_started("t_00000", TRIAL)
+    for epoch, acc in ((1, 0.5), (2, 0.8), (3, 0.7)):
+        low.trial_result("t_00000", {**result(epoch, acc), "val_loss": [0.9, 0.4, 0.6][epoch - 1]})
+    low.send_inline()
+    assert client.get_run(loss_run).data.metrics["best_val_loss"] == 0.4

@@ -23,12 +23,19 @@ def add_parsers(sub: argparse._SubParsersAction, parents: list[argparse.Argument
     p = sub.add_parser(
         "report",
         parents=parents,
-        help="a search's summary table read back from MLflow",
-        description="Print the summary of a finished or running search, read from MLflow.",
+        help="a search's summary table read back from MLflow (or an HTML report)",
+        description="Print the summary of a finished or running search, read from MLflow; "
+        "with --html, also write one self-contained HTML page (note, trials, plots) to mail.",
     )
     p.add_argument("name", metavar="NAME", help="the search's name (its MLflow parent run)")
     add_store_arguments(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument(
+        "--html",
+        metavar="OUT.html",
+        default=None,
+        help="also write the report as one self-contained HTML file (plots embedded)",
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
@@ -84,5 +91,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     from tune.report import load_report
 
     uri, experiment = store_from_args(args)
+    if args.html is not None:
+        check_html_path(args.html)
     print_summary(load_report(uri, experiment, args.name), args.json)
+    if args.html is not None:
+        from tune.html_report import write_html_report
+
+        path = write_html_report(uri, experiment, args.name, args.html)
+        log.log(SUMMARY, f"report: {path}")
     return ExitCode.OK
+
+
+def check_html_path(path: str) -> None:
+    """The report's file must be writable where asked: checked before MLflow is read."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise BadInput(f"--html {path}: is a folder; give a file name such as report.html")
+    if not os.path.isdir(folder):
+        raise BadInput(f"--html {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise BadInput(f"--html {path}: folder {folder} is not writable")
