@@ -165,11 +165,14 @@ def tag_model_version(tracker: Tracker, name: str, version: str) -> None:
 
 def warm_up_search_end() -> None:
     """Pay now, on a thread while Ray starts, the one-off costs of the end of a search:
-    `torch.export`'s start (2.8 s here), MLflow's pytorch flavor, and torchvision (2.8 s to
-    import; the augmentation preview's trivialaugment reads its op table). On failure the end
-    pays them as before."""
+    `torch.export`'s start (2.8 s here), MLflow's pytorch flavor, torchvision (2.8 s to
+    import; the augmentation preview's trivialaugment reads its op table), and Optuna's
+    importance with scikit-learn's forest (1 s: `tune.explain`). On failure the end pays them
+    as before."""
     try:
         import mlflow.pytorch  # noqa: F401
+        import optuna.importance  # noqa: F401
+        import sklearn.ensemble  # noqa: F401
         import torch
         import torchvision.transforms.v2  # noqa: F401
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -180,9 +181,15 @@ def log_search_end(
     crash_point("search_end")
 
     def plots_and_explanation() -> None:
+        t0 = time.perf_counter()
         _warn_on_failure("logging search plots", log_search_plots, tracker, summary, cfg)
+        t1 = time.perf_counter()
         _warn_on_failure(
             "explaining the search", explain_search, tracker, cfg, summary, outcome.histories
+        )
+        log.info(
+            f"mlflow: search plots {t1 - t0:.1f}s, its explanation (notes, importance, cost, "
+            f"table) {time.perf_counter() - t1:.1f}s"
         )
 
     # The plots are drawn while the best model is exported and uploaded on another thread.

@@ -15,13 +15,14 @@ def test_the_warm_up_loads_what_the_end_of_a_search_needs():
         "assert 'torch._dynamo' not in sys.modules  # torch.export starts it on first use\n"
         "from tune.artifacts import warm_up_search_end\n"
         "warm_up_search_end()\n"
-        "print(sorted({'torch._dynamo', 'torchvision', 'mlflow.pytorch'} & set(sys.modules)))\n"
+        "wanted = {'torch._dynamo', 'torchvision', 'mlflow.pytorch', 'sklearn.ensemble'}\n"
+        "print(sorted(wanted & set(sys.modules)))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "['mlflow.pytorch', 'torch._dynamo', 'torchvision']" in out.stdout
+    assert "['mlflow.pytorch', 'sklearn.ensemble', 'torch._dynamo', 'torchvision']" in out.stdout
 
 
 def test_a_failed_warm_up_is_not_an_error(monkeypatch):
