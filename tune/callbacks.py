@@ -16,7 +16,7 @@ from ray.tune import Callback
 
 from tune.crash_points import crash_point
 from tune.logs import get_logger
-from tune.outcomes import ERROR, PROGRESS_WORD_OF_REASON, stop_reason
+from tune.outcomes import BUDGET, ERROR, PROGRESS_WORD_OF_REASON, stop_reason
 from tune.tracking import Tracker
 
 TABLE_EVERY_S = 30.0  # seconds between full trial tables on a terminal
@@ -117,6 +117,7 @@ class MlflowTrialCallback(Callback):
         self.start = time.monotonic()
         self.last: dict[str, dict[str, Any]] = {}
         self.epochs_seen: dict[str, dict[int, dict[str, Any]]] = {}  # trial -> epoch -> result
+        self.stopper: Any = None  # the `search.stop` stopper (tune.stopping), if any
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles the RunConfig (callbacks included) into the experiment folder; the
@@ -148,7 +149,8 @@ class MlflowTrialCallback(Callback):
         # A trial restored from its final checkpoint ends without reporting again: its last
         # result then comes from Ray's saved state.
         last = self.last.get(trial.trial_id) or getattr(trial, "last_result", None) or {}
-        reason = stop_reason(last, self.epochs, budget_hit=budget_hit)
+        cut_by = BUDGET if budget_hit else getattr(self.stopper, "fired", None)
+        reason = stop_reason(last, self.epochs, cut_by=cut_by)
         self._safe("run end", "trial_ended", trial.trial_id, reason)
         self._log_curve(trial.trial_id)
         crash_point("trial_end")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 import yaml
@@ -32,6 +32,23 @@ UNSEARCHABLE_KEYS = (
 
 
 @dataclass
+class Plateau:
+    """End the search when its best has not improved by more than `tolerance` over `patience`
+    finished trials."""
+
+    patience: int  # finished trials without an improvement, >= 1
+    tolerance: float = 0.0  # what counts as an improvement: more than this, >= 0
+
+
+@dataclass
+class StopRule:
+    """`search.stop`: end the whole search early once it is good enough (either rule)."""
+
+    target: float | None = None  # any trial's metric reaching this (per `mode`)
+    plateau: Plateau | None = None
+
+
+@dataclass
 class SearchSettings:
     """How trials are proposed, stopped and retried."""
 
@@ -44,6 +61,7 @@ class SearchSettings:
     max_failures: int = 1  # retries of an errored trial (Ray's FailureConfig)
     time_budget_s: float | None = None  # seconds; stop the whole search after this; None: no limit
     seed: int = 0  # seeds every searcher (random, grid, optuna): a rerun proposes the same trials
+    stop: StopRule | None = None  # end the search at a target or a plateau; None: never early
 
 
 @dataclass
@@ -110,7 +128,7 @@ class SearchConfig:
             elif f.name == "trial":
                 value = dict(value)
             elif f.name in SECTIONS:
-                value = {s.name: getattr(value, s.name) for s in fields(value)}
+                value = {s.name: _plain(getattr(value, s.name)) for s in fields(value)}
             out[f.name] = value
         return out
 
@@ -136,6 +154,11 @@ class SearchConfig:
             "cache_dir": self.cache_dir,
             "epochs": self.epochs,
         }
+
+
+def _plain(value: Any) -> Any:
+    """A settings value as YAML can dump it (a nested rule as a mapping)."""
+    return asdict(value) if is_dataclass(value) else value
 
 
 def dump_search_config(cfg: SearchConfig, path: str | os.PathLike[str]) -> None:

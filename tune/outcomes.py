@@ -23,7 +23,7 @@ FAILED = "failed"
 OUTCOMES = (FINISHED, STOPPED_EARLY, CUT, DIVERGED, FAILED)
 
 # What ended a whole search before its searcher ran out of trials (the summary's `stopped_by`).
-SEARCH_STOPS = (BUDGET,)
+SEARCH_STOPS = (BUDGET, TARGET, PLATEAU)
 
 OUTCOME_OF_REASON = {
     COMPLETED: FINISHED,
@@ -64,7 +64,7 @@ PROGRESS_WORD_OF_REASON = {
 
 
 def stop_reason(
-    metrics: dict[str, Any], epochs: int, error: str | None = None, budget_hit: bool = False
+    metrics: dict[str, Any], epochs: int, error: str | None = None, cut_by: str | None = None
 ) -> str:
     """Why a trial stopped, from its last reported metrics.
 
@@ -72,7 +72,8 @@ def stop_reason(
         metrics: the trial's last result ({} when it never reported).
         epochs: the search's epochs per trial.
         error: the trial's error, when it raised beyond max_failures.
-        budget_hit: whether the search's time budget had run out when it stopped.
+        cut_by: the search-level stop (one of `SEARCH_STOPS`) in force when it stopped, if any:
+            a trial stopped before its last epoch then was cut by it, not by the scheduler.
     """
     if error is not None:
         return ERROR
@@ -80,7 +81,7 @@ def stop_reason(
         return DIVERGED
     if int(metrics.get("epoch", 0)) >= epochs:
         return COMPLETED
-    return BUDGET if budget_hit else SCHEDULER
+    return cut_by if cut_by in SEARCH_STOPS else SCHEDULER
 
 
 def outcome(

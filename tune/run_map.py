@@ -33,6 +33,9 @@ class RunMap:
     # The trial whose model is logged (and registered) on its run: logged once, retried on the
     # next resume when it failed.
     model_of: str | None = None
+    # What ended the search early (budget, target, plateau), once it ended: a resume of a
+    # search a `search.stop` rule ended stops again at once.
+    stopped_by: str | None = None
 
     @classmethod
     def load(cls, path: str) -> RunMap | None:

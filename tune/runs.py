@@ -85,11 +85,17 @@ def settle_runs(
     unfinished = outcome.unfinished()
     # A signal stops running trials (Ray saves them to continue); a spent budget explains only
     # trials that never ran or were never proposed.
+    # A `search.stop` rule that fired ends the search like a spent budget: normally.
+    ended_early = spent or outcome.search_stop is not None
     interrupted = any(t in started for t in unfinished) or (
-        (missing or bool(unfinished)) and not spent
+        (missing or bool(unfinished)) and not ended_early
     )
-    stopped_by = BUDGET if spent and not interrupted and (missing or cut or unfinished) else None
-    reconcile_runs(tracker, outcome, cfg, budget_hit=stopped_by == BUDGET)
+    stopped_by = None
+    if not interrupted and outcome.search_stop is not None:
+        stopped_by = outcome.search_stop
+    elif spent and not interrupted and (missing or cut or unfinished):
+        stopped_by = BUDGET
+    reconcile_runs(tracker, outcome, cfg, cut_by=stopped_by)
     for trial_id in unfinished:
         if trial_id in started:
             tracker.trial_ended(trial_id, INTERRUPTED)
@@ -139,7 +145,7 @@ def abandon_runs(tracker: Tracker) -> None:
 
 
 def reconcile_runs(
-    tracker: Tracker, outcome: FitOutcome, cfg: SearchConfig, budget_hit: bool = False
+    tracker: Tracker, outcome: FitOutcome, cfg: SearchConfig, cut_by: str | None = None
 ) -> None:
     """Bring MLflow in line with Ray's final word on each trial.
 
@@ -156,7 +162,7 @@ def reconcile_runs(
         if status == "ERROR":
             tracker.trial_ended(record.trial_id, ERROR, record.error)
         elif status == "TERMINATED":
-            reason = stop_reason(record.metrics, cfg.epochs, budget_hit=budget_hit)
+            reason = stop_reason(record.metrics, cfg.epochs, cut_by=cut_by)
             tracker.trial_ended(record.trial_id, reason)
 
 

@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tune.errors import ExitCode
-from tune.outcomes import CUT, FAILED, FINISHED, OUTCOMES, STOPPED_EARLY, outcome
+from tune.outcomes import (
+    CUT,
+    FAILED,
+    FINISHED,
+    OUTCOMES,
+    PLATEAU,
+    STOPPED_EARLY,
+    TARGET,
+    outcome,
+)
 
 
 @dataclass
@@ -46,7 +55,8 @@ class Summary:
     counts: dict[str, int] = field(default_factory=dict)
     mlflow: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False  # Ctrl-C / SIGTERM stopped it; it can be resumed
-    stopped_by: str | None = None  # a search-level stop (budget); None: it ran out of trials
+    # a search-level stop (budget, target, plateau); None: it ran out of trials
+    stopped_by: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -55,6 +65,9 @@ class Summary:
         if self.interrupted:
             return ExitCode.INTERRUPTED
         usable = self.counts.get(FINISHED, 0) + self.counts.get(STOPPED_EARLY, 0)
+        if self.stopped_by in (TARGET, PLATEAU):
+            # Good enough: the trial that reached the target may be among those it cut.
+            usable += self.counts.get(CUT, 0)
         if self.counts.get(FAILED, 0) > 0 or usable == 0:
             return ExitCode.TRIALS_FAILED
         return ExitCode.OK

@@ -381,6 +381,7 @@ class Tracker:
             self._submit({"op": "log_batch", "run_id": parent, "metrics": batch, "tags": tags})
         self._submit({"op": "set_terminated", "run_id": parent, "status": status})
         self.runs.finished = status == "FINISHED"
+        self.runs.stopped_by = stopped_by
         self.save_runs()
         # A short outage near the end needs no resume: keep trying for a while. Not when the
         # search was interrupted: whoever stopped it wants the command back; resume sends it.

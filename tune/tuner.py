@@ -41,6 +41,7 @@ class FitOutcome:
     ran_anything: bool = False  # whether any trial reported during this fit
     statuses: dict[str, str] = field(default_factory=dict)  # trial id -> Ray's trial status
     fit_seconds: float = 0.0  # how long Tuner.fit() ran: what a time budget counts
+    search_stop: str | None = None  # the `search.stop` rule that ended it (target, plateau)
     # Ray's shutdown (about 1 s) runs on this thread while the driver logs the end of the search.
     ray_stopping: threading.Thread | None = None
 
@@ -88,7 +89,16 @@ def make_trainable(cfg: SearchConfig) -> Any:
     )
 
 
-def make_tuner(cfg: SearchConfig, callbacks: list[Any]) -> Any:
+def make_stopper(cfg: SearchConfig) -> Any:
+    """The `search.stop` stopper of a new search; None without a rule."""
+    if cfg.search.stop is None:
+        return None
+    from tune.stopping import SearchStopper
+
+    return SearchStopper(cfg.search.stop, cfg.search.metric, cfg.search.mode)
+
+
+def make_tuner(cfg: SearchConfig, callbacks: list[Any], stopper: Any = None) -> Any:
     """Build Ray Tune's Tuner for a new search."""
     from ray import tune
 
@@ -121,6 +131,7 @@ def make_tuner(cfg: SearchConfig, callbacks: list[Any]) -> Any:
             failure_config=tune.FailureConfig(max_failures=cfg.search.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_TO_KEEP),
             callbacks=callbacks,
+            stop=stopper,
             verbose=0,
         ),
     )
@@ -144,6 +155,25 @@ def restore_tuner(cfg: SearchConfig, callbacks: list[Any], retry_errored: bool) 
     # driver's tracker and stderr. Ray offers no public setter for them on restore.
     tuner._local_tuner._run_config.callbacks = callbacks
     return tuner
+
+
+def restore_stopper(cfg: SearchConfig, tuner: Any, tracker: Tracker) -> Any:
+    """The `search.stop` stopper of a restored search, in the restored Tuner.
+
+    A search a rule already ended (its run map says so) stops again at once: Ray pickles the
+    stopper only when the Tuner is made, before it has seen anything. After an interruption
+    the plateau counts again from the trials that end after the resume.
+    """
+    from tune.outcomes import PLATEAU, TARGET
+
+    stopper = make_stopper(cfg)
+    if stopper is not None:
+        saved = tracker.runs.stopped_by if tracker.runs is not None else None
+        if saved in (TARGET, PLATEAU):
+            stopper.fired = saved
+    # As for the callbacks: no public setter on restore.
+    tuner._local_tuner._run_config.stop = stopper
+    return stopper
 
 
 def outcome_from(results: Any) -> FitOutcome:
@@ -224,22 +254,32 @@ def fit(
                 if address:
                     check_cluster_resources(cfg)
                 progress = ProgressCallback(cfg.searched_keys(), cfg.epochs, cfg.trial_count())
-                mlflow_cb = MlflowTrialCallback(tracker(), cfg.epochs, cfg.search.time_budget_s)
-                callbacks = [progress, mlflow_cb]
+                tracking = tracker()
+                mlflow_cb = MlflowTrialCallback(tracking, cfg.epochs, cfg.search.time_budget_s)
+                callbacks: list[Any] = [progress, mlflow_cb]
                 if restore and tune.Tuner.can_restore(path):
                     log.info(f"search {cfg.name!r}: resuming from {path}")
                     tuner = restore_tuner(cfg, callbacks, retry_errored)
+                    stopper = restore_stopper(cfg, tuner, tracking)
                 else:
                     log.info(
                         f"search {cfg.name!r}: {cfg.trial_count()} trials of {cfg.dataset}, "
                         f"{cfg.search.algorithm} search, {cfg.search.scheduler} scheduler, "
                         f"up to {cfg.epochs} epochs"
                     )
-                    tuner = make_tuner(cfg, callbacks)
+                    stopper = make_stopper(cfg)
+                    tuner = make_tuner(cfg, callbacks, stopper)
+                if stopper is not None:
+                    from tune.stopping import FinishedTrials
+
+                    # First: a trial's end counts towards the plateau before the rest see it.
+                    callbacks.insert(0, FinishedTrials(stopper))
+                    mlflow_cb.stopper = stopper
                 started = time.monotonic()
                 results = tuner.fit()
                 outcome = outcome_from(results)
                 outcome.fit_seconds = time.monotonic() - started
+                outcome.search_stop = stopper.fired if stopper is not None else None
             outcome.ran_anything = bool(progress.latest)
             outcome.statuses = saved_statuses(path)
         except BaseException:

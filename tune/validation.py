@@ -25,9 +25,11 @@ from tune.config import (
     MODES,
     TOP_LEVEL_TRIAL_KEYS,
     MlflowSettings,
+    Plateau,
     Resources,
     SearchConfig,
     SearchSettings,
+    StopRule,
 )
 from tune.errors import SearchConfigError, describe_kind
 from tune.paths import (
@@ -143,7 +145,9 @@ class _Validator:
         _check_keys(path, data, [f.name for f in fields(cls)])
         values = {}
         for f in fields(cls):
-            if f.name in data:
+            if f.name == "stop" and cls is SearchSettings:
+                values["stop"] = stop_rule(f"{path}.stop", data.get("stop"))
+            elif f.name in data:
                 values[f.name] = _typed(f"{path}.{f.name}", data[f.name], f.type)
         return cls(**values)
 
@@ -287,6 +291,44 @@ def _typed(path: str, value: Any, annotation: Any) -> Any:
     article = "an" if base == "int" else "a"
     allowed = f"{article} {base}" + (" or null" if optional else "")
     raise SearchConfigError(path, f"{value!r} is {describe_kind(value)}; allowed: {allowed}")
+
+
+STOP_FORM = "target: NUMBER and/or plateau: {patience: N >= 1, tolerance: X >= 0}"
+
+
+def stop_rule(path: str, data: Any) -> StopRule | None:
+    """`search.stop`: null, or a mapping with a target and/or a plateau rule."""
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not data:
+        raise SearchConfigError(path, f"{data!r} is {describe_kind(data)}; allowed: {STOP_FORM}")
+    _check_keys(path, data, ["target", "plateau"])
+    rule = StopRule()
+    if data.get("target") is not None:
+        rule.target = _typed(f"{path}.target", data["target"], "float")
+        if not math.isfinite(rule.target):
+            raise SearchConfigError(
+                f"{path}.target", f"{rule.target!r} is not finite; allowed: a finite number"
+            )
+    plateau = data.get("plateau")
+    if plateau is not None:
+        where = f"{path}.plateau"
+        if not isinstance(plateau, dict) or "patience" not in plateau:
+            raise SearchConfigError(
+                where, f"{plateau!r} is not a mapping with patience; allowed: {STOP_FORM}"
+            )
+        _check_keys(where, plateau, ["patience", "tolerance"])
+        patience = _typed(f"{where}.patience", plateau["patience"], "int")
+        _check_min(f"{where}.patience", patience, 1)
+        tolerance = _typed(f"{where}.tolerance", plateau.get("tolerance", 0.0), "float")
+        if not (math.isfinite(tolerance) and tolerance >= 0):
+            raise SearchConfigError(
+                f"{where}.tolerance", f"{tolerance!r} is negative; allowed: a number >= 0"
+            )
+        rule.plateau = Plateau(patience, float(tolerance))
+    if rule.target is None and rule.plateau is None:
+        raise SearchConfigError(path, f"sets no rule; allowed: {STOP_FORM}, or null")
+    return rule
 
 
 def _check_min(path: str, value: int, low: int) -> None:

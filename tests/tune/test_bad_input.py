@@ -75,6 +75,9 @@ CASES = {
     "name-traversal": (lambda t: ["run", str(DEMO), "--name", "../escape"], ["name", "../escape"]),
     "resume-unknown": (lambda t: ["resume", "never-ran"], ["never-ran"]),
     "resume-traversal": (lambda t: ["resume", "../../etc"], ["../../etc"]),
+    "stop-target-not-a-number": (lambda t: ["run", str(DEMO), "--set", "search.stop.target=high"], ["search.stop.target", "high"]),
+    "stop-plateau-patience-zero": (
+        lambda t: ["run", str(DEMO), "--set", "search.stop.plateau={patience: 0}"], ["search.stop.plateau.patience", ">= 1"]),
     "report-html-no-folder": (lambda t: ["report", "s1", "--html", str(t / "no" / "r.html")], ["--html", "does not exist"]),
     "report-html-is-folder": (lambda t: ["report", "s1", "--html", str(t)], ["--html", "is a folder"]),
 }  # fmt: skip

@@ -26,7 +26,12 @@ def test_to_dict_round_trips(tmp_path):
         space=space_with(dropout={"uniform": [0.0, 0.3]}, width=16),
         trial={"depth": 2},
         epochs=3,
-        search={"time_budget_s": 60, "algorithm": "optuna", "scheduler": "fifo"},
+        search={
+            "time_budget_s": 60,
+            "algorithm": "optuna",
+            "scheduler": "fifo",
+            "stop": {"target": 0.99, "plateau": {"patience": 4}},
+        },  # fmt: skip
         resources={"cpus_per_trial": 0.5},
         storage_path="out",
     )
@@ -36,6 +41,10 @@ def test_to_dict_round_trips(tmp_path):
     assert plain["space"]["dropout"] == {"uniform": [0.0, 0.3]}
     assert plain["space"]["activation"] == ["relu", "tanh"]
     assert plain["space"]["width"] == 16
+    assert plain["search"]["stop"] == {
+        "target": 0.99,
+        "plateau": {"patience": 4, "tolerance": 0.0},
+    }
     assert yaml.safe_load(yaml.safe_dump(plain)) == plain
     assert parse_search_config(plain, cwd="/elsewhere") == cfg
 

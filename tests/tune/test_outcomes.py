@@ -29,7 +29,7 @@ from tune.outcomes import (
     ],
 )
 def test_reason_and_outcome(metrics, error, budget_hit, reason, counted_as):
-    assert stop_reason(metrics, 3, error, budget_hit) == reason
+    assert stop_reason(metrics, 3, error, "budget" if budget_hit else None) == reason
     assert OUTCOME_OF_REASON[reason] == counted_as
     if not budget_hit:
         assert outcome(metrics, 3, error) == counted_as

@@ -218,6 +218,42 @@ INVALID = [
         id="time-budget-zero",
     ),
     pytest.param(
+        with_changes(search={"stop": {"target": "high"}}),
+        [],
+        ["search.stop.target", "'high'", "a float"],
+        id="stop-target-not-a-number",
+    ),
+    pytest.param(
+        with_changes(search={"stop": {"plateau": {"patience": 0}}}),
+        [],
+        ["search.stop.plateau.patience", "0", ">= 1"],
+        id="stop-plateau-patience-zero",
+    ),
+    pytest.param(
+        with_changes(search={"stop": {"plateau": {"patience": 2, "tolerance": -0.1}}}),
+        [],
+        ["search.stop.plateau.tolerance", "-0.1", ">= 0"],
+        id="stop-plateau-negative-tolerance",
+    ),
+    pytest.param(
+        with_changes(search={"stop": {"plateau": 3}}),
+        [],
+        ["search.stop.plateau", "patience"],
+        id="stop-plateau-not-a-mapping",
+    ),
+    pytest.param(
+        with_changes(search={"stop": {"at": 0.9}}),
+        [],
+        ["search.stop.at", "target, plateau"],
+        id="stop-unknown-rule",
+    ),
+    pytest.param(
+        with_changes(search={"stop": 0.99}),
+        [],
+        ["search.stop", "0.99", "target: NUMBER"],
+        id="stop-not-a-mapping",
+    ),
+    pytest.param(
         with_changes(search={"mode": "maximize"}),
         [],
         ["search.mode", "'maximize'", "max, min"],

@@ -1,0 +1,66 @@
+"""`search.stop` on a real local Ray: a target or a plateau ends the search normally (exit 0,
+`stopped_by`, cut trials FINISHED with the rule as their reason), and a resume prints the
+summary and exits 0."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.tune.test_budget import budget_args
+from tests.tune.test_cli import DEMO, cnn_tune
+from tests.tune.test_reliability import NAME, mlflow_runs
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+SAMPLES = 30
+
+
+def assert_normal_stop(out, by: str, tmp_path) -> dict:
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout)
+    assert summary["stopped_by"] == by and not summary["interrupted"]
+    trials = summary["trials"]
+    assert 1 <= trials["total"] < SAMPLES  # the rule ended it long before the searcher
+    ended = ("finished", "stopped_early", "cut", "diverged", "failed")
+    assert sum(trials[k] for k in ended) == trials["total"]
+    assert "interrupted" not in out.stderr
+
+    _, parents, children = mlflow_runs(tmp_path)
+    assert parents[0].info.status == "FINISHED"
+    assert parents[0].data.tags["cnn_tune.stopped_by"] == by
+    assert len(children) == trials["total"]
+    cut = [c for c in children if c.data.tags.get("cnn_tune.stop_reason") == by]
+    assert len(cut) == trials["cut"] and {c.info.status for c in cut} <= {"FINISHED"}
+
+    again = cnn_tune("resume", NAME, "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = json.loads(again.stdout)
+    assert resumed["stopped_by"] == by and resumed["trials"] == trials
+    _, parents, children = mlflow_runs(tmp_path)
+    assert parents[0].info.status == "FINISHED" and len(children) == trials["total"]
+    return summary
+
+
+def test_a_target_ends_the_search_as_soon_as_a_trial_reaches_it(tmp_path):
+    # Chance on 10 digits is 0.1: some trial passes 0.2 within its first epochs.
+    args = budget_args(**{"search.num_samples": SAMPLES, "search.max_concurrent": 2,
+                          "epochs": 3, "search.stop.target": 0.2})  # fmt: skip
+    out = cnn_tune("run", str(DEMO), *args, cwd=tmp_path)
+    summary = assert_normal_stop(out, "target", tmp_path)
+    assert summary["best"]["val_acc"] >= 0.2
+    reached = [t for t in summary["trial_results"] if (t["val_acc"] or 0) >= 0.2]
+    assert reached  # the trial that reached it is in the summary, finished or cut
+
+
+def test_a_plateau_ends_the_search_when_the_best_stops_improving(tmp_path):
+    # One trial at a time; an improvement must beat the best by more than 0.5, which none
+    # can after the first: the search ends after 1 + 2 finished trials (a 4th may have started).
+    plateau = "{patience: 2, tolerance: 0.5}"
+    args = budget_args(**{"search.num_samples": SAMPLES, "search.max_concurrent": 1,
+                          "epochs": 1, "search.stop.plateau": plateau})  # fmt: skip
+    out = cnn_tune("run", str(DEMO), *args, cwd=tmp_path)
+    summary = assert_normal_stop(out, "plateau", tmp_path)
+    assert summary["trials"]["finished"] == 3
+    assert summary["trials"]["total"] <= 4
