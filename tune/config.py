@@ -89,10 +89,22 @@ class MlflowSettings:
     final_flush_s: float = 60.0
 
 
+NOTIFY_EVENTS = ("finished", "failed", "interrupted")  # exit 0; exit 1 or 3; exit 130
+
+
+@dataclass
+class NotifySettings:
+    """Who hears how a search ended: one HTTP POST of the summary (Slack/Mattermost shape)."""
+
+    webhook: str | None = None  # http(s) URL, a credential: redacted wherever it is shown
+    on: list[str] = field(default_factory=lambda: list(NOTIFY_EVENTS))  # which ends to send
+
+
 SECTIONS: dict[str, type] = {
     "search": SearchSettings,
     "resources": Resources,
     "mlflow": MlflowSettings,
+    "notify": NotifySettings,
 }
 
 
@@ -112,6 +124,7 @@ class SearchConfig:
     search: SearchSettings = field(default_factory=SearchSettings)
     resources: Resources = field(default_factory=Resources)
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
     storage_path: str = "./ray_results"  # Ray results (local path or URI such as s3://bucket/x)
     cache_dir: str | None = None  # decoded-dataset cache; None: a per-user folder on each node
 
@@ -129,6 +142,8 @@ class SearchConfig:
                 value = dict(value)
             elif f.name in SECTIONS:
                 value = {s.name: _plain(getattr(value, s.name)) for s in fields(value)}
+                if f.name == "notify":
+                    value["on"] = list(value["on"])
             out[f.name] = value
         return out
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -21,6 +22,7 @@ GIT_COMMIT = "mlflow.source.git.commit"
 NOTE = "mlflow.note.content"  # the run's description in the UI, Markdown
 LOCAL = "LOCAL"  # MLflow's SourceType for a command run on a machine (not a notebook, a project)
 CLI_NAMES = ("cnn-tune", "cli.py")  # sys.argv[0] of the console script, of `python -m tune.cli`
+WEBHOOK_SET = re.compile(r"^(notify\.webhook=).+")  # --set notify.webhook=URL: a credential
 
 
 def git_commit() -> str | None:
@@ -53,7 +55,8 @@ def source_name(argv: list[str] | None = None) -> str:
     argv = sys.argv if argv is None else argv
     if not argv or os.path.basename(argv[0]) not in CLI_NAMES:
         return "cnn-tune"
-    return redact_uri(shlex.join(["cnn-tune", *argv[1:]]))
+    words = [WEBHOOK_SET.sub(r"\1***", word) for word in argv[1:]]
+    return redact_uri(shlex.join(["cnn-tune", *words]))
 
 
 def source_tags(commit: str | None, argv: list[str] | None = None) -> dict[str, str]:

@@ -156,6 +156,35 @@ def redact_uri(uri: str) -> str:
     return _PASSWORD_RE.sub(r"\1:***@", uri)
 
 
+def redact_webhook(url: str) -> str:
+    """A webhook URL with everything after its host hidden: Slack's and Mattermost's secret is
+    the path itself (`https://hooks.slack.com/***`)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "***"
+    if not parts.scheme or not host:
+        return "***"
+    return f"{parts.scheme}://{host}{port}/***"
+
+
+def redact_credentials(plain: dict) -> dict:
+    """A search config's `to_dict()` fit to show in MLflow or a log: the tracking URI's
+    password and the notify webhook's secret hidden (the saved config keeps both, owner-only,
+    for a resume)."""
+    shown = {**plain, "mlflow": dict(plain.get("mlflow") or {})}
+    if shown["mlflow"].get("tracking_uri"):
+        shown["mlflow"]["tracking_uri"] = redact_uri(shown["mlflow"]["tracking_uri"])
+    notify = plain.get("notify") or {}
+    if notify.get("webhook"):
+        shown["notify"] = {**notify, "webhook": redact_webhook(notify["webhook"])}
+    return shown
+
+
 def artifact_location(tracking_uri: str) -> str | None:
     """For an embedded SQLite store, artifacts go beside the database file (absolute); other
     stores choose their own."""

@@ -18,7 +18,7 @@ from tune.config import SearchConfig
 from tune.crash_points import crash_point
 from tune.logs import get_logger
 from tune.outcomes import BUDGET, ERROR, INTERRUPTED, SCHEDULER, stop_reason
-from tune.paths import redact_uri, state_dir
+from tune.paths import redact_credentials, state_dir
 from tune.summary import Summary
 from tune.tracking import Tracker
 from tune.tuner import FitOutcome
@@ -41,8 +41,7 @@ def open_runs(cfg: SearchConfig, inputs: list[dict[str, Any]] | None = None) -> 
         state_dir(cfg.storage_path, cfg.name),
         final_flush_s=cfg.mlflow.final_flush_s,
     )
-    shown = cfg.to_dict()
-    shown["mlflow"]["tracking_uri"] = redact_uri(cfg.mlflow.tracking_uri)  # no password in MLflow
+    shown = redact_credentials(cfg.to_dict())  # no password, no webhook secret in MLflow
     tracker.start_search(cfg, yaml.safe_dump(shown, sort_keys=False), inputs)
     tracker.send_in_background()  # trials never wait on the store
     return tracker

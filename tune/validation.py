@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from trainables.config import SEED_LIMIT
 from tune.algorithms import (
@@ -23,8 +24,10 @@ from tune.algorithms import (
 from tune.config import (
     METRICS,
     MODES,
+    NOTIFY_EVENTS,
     TOP_LEVEL_TRIAL_KEYS,
     MlflowSettings,
+    NotifySettings,
     Plateau,
     Resources,
     SearchConfig,
@@ -37,6 +40,7 @@ from tune.paths import (
     absolute,
     choose_tracking_uri,
     is_valid_name,
+    redact_webhook,
     resolve_storage_path,
     resolve_tracking_uri,
 )
@@ -80,6 +84,7 @@ class _Validator:
         search = self.section("search", data.get("search"), SearchSettings)
         resources = self.section("resources", data.get("resources"), Resources)
         mlflow = self.section("mlflow", data.get("mlflow"), MlflowSettings)
+        notify = self.notify(data.get("notify"))
         self.check_search(search)
         self.check_resources(resources)
         mlflow.tracking_uri = resolve_tracking_uri(
@@ -120,6 +125,7 @@ class _Validator:
             search=search,
             resources=resources,
             mlflow=mlflow,
+            notify=notify,
             storage_path=self.storage_path(
                 _typed("storage_path", data.get("storage_path", SearchConfig.storage_path), "str")
             ),
@@ -150,6 +156,40 @@ class _Validator:
             elif f.name in data:
                 values[f.name] = _typed(f"{path}.{f.name}", data[f.name], f.type)
         return cls(**values)
+
+    def notify(self, data: Any) -> NotifySettings:
+        """`notify`: an http(s) webhook and the ends (`on`) that are sent to it."""
+        if data is None:
+            return NotifySettings()
+        if not isinstance(data, dict):
+            raise SearchConfigError(
+                "notify", f"{data!r} is {describe_kind(data)}; allowed: a mapping of webhook, on"
+            )
+        _check_keys("notify", data, ["webhook", "on"])
+        settings = NotifySettings()
+        if data.get("webhook") is not None:
+            url = _typed("notify.webhook", data["webhook"], "str")
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise SearchConfigError(
+                    "notify.webhook",
+                    f"{redact_webhook(url)!r} is not an http(s) URL with a host; allowed: "
+                    "http://HOST/... or https://HOST/...",
+                )
+            settings.webhook = url
+        if "on" in data:
+            on = data["on"]
+            if isinstance(on, str):
+                on = [on]
+            if not isinstance(on, list) or not on:
+                allowed = ", ".join(NOTIFY_EVENTS)
+                raise SearchConfigError(
+                    "notify.on", f"{on!r} is not a list of ends; allowed: {allowed}"
+                )
+            for event in on:
+                _check_choice("notify.on", event, NOTIFY_EVENTS)
+            settings.on = list(dict.fromkeys(on))
+        return settings
 
     def check_search(self, s: SearchSettings) -> None:
         _check_min("search.num_samples", s.num_samples, 1)

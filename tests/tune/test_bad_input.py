@@ -78,6 +78,8 @@ CASES = {
     "stop-target-not-a-number": (lambda t: ["run", str(DEMO), "--set", "search.stop.target=high"], ["search.stop.target", "high"]),
     "stop-plateau-patience-zero": (
         lambda t: ["run", str(DEMO), "--set", "search.stop.plateau={patience: 0}"], ["search.stop.plateau.patience", ">= 1"]),
+    "notify-webhook-not-http": (lambda t: ["run", str(DEMO), "--set", "notify.webhook=file:///tmp/x"], ["notify.webhook", "http"]),
+    "notify-unknown-end": (lambda t: ["run", str(DEMO), "--set", "notify.on=[done]"], ["notify.on", "done"]),
     "report-html-no-folder": (lambda t: ["report", "s1", "--html", str(t / "no" / "r.html")], ["--html", "does not exist"]),
     "report-html-is-folder": (lambda t: ["report", "s1", "--html", str(t)], ["--html", "is a folder"]),
 }  # fmt: skip

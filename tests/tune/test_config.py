@@ -33,6 +33,7 @@ def test_to_dict_round_trips(tmp_path):
             "stop": {"target": 0.99, "plateau": {"patience": 4}},
         },  # fmt: skip
         resources={"cpus_per_trial": 0.5},
+        notify={"webhook": "https://hooks.example/T/SECRET", "on": ["failed"]},
         storage_path="out",
     )
     cfg = parse_search_config(data, cwd=str(tmp_path))

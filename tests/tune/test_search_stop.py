@@ -11,6 +11,7 @@ import pytest
 from tests.tune.test_budget import budget_args
 from tests.tune.test_cli import DEMO, cnn_tune
 from tests.tune.test_reliability import NAME, mlflow_runs
+from tests.tune.webhooks import Webhook
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -57,10 +58,24 @@ def test_a_target_ends_the_search_as_soon_as_a_trial_reaches_it(tmp_path):
 def test_a_plateau_ends_the_search_when_the_best_stops_improving(tmp_path):
     # One trial at a time; an improvement must beat the best by more than 0.5, which none
     # can after the first: the search ends after 1 + 2 finished trials (a 4th may have started).
+    # The end is posted to a webhook (a real server here), by the run and by the resume.
     plateau = "{patience: 2, tolerance: 0.5}"
-    args = budget_args(**{"search.num_samples": SAMPLES, "search.max_concurrent": 1,
-                          "epochs": 1, "search.stop.plateau": plateau})  # fmt: skip
-    out = cnn_tune("run", str(DEMO), *args, cwd=tmp_path)
-    summary = assert_normal_stop(out, "plateau", tmp_path)
+    with Webhook() as hook:
+        args = budget_args(**{"search.num_samples": SAMPLES, "search.max_concurrent": 1,
+                              "epochs": 1, "search.stop.plateau": plateau,
+                              "notify.webhook": hook.url})  # fmt: skip
+        out = cnn_tune("run", str(DEMO), *args, cwd=tmp_path)
+        summary = assert_normal_stop(out, "plateau", tmp_path)
     assert summary["trials"]["finished"] == 3
     assert summary["trials"]["total"] <= 4
+    assert [b["event"] for b in hook.bodies] == ["finished", "finished"]  # run, resume
+    assert "stopped by its plateau" in hook.bodies[0]["text"]
+    assert hook.bodies[0]["summary"]["trials"] == summary["trials"]
+    # The URL is a credential: not in the log, the runs' tags or the config logged to MLflow.
+    assert "SECRET" not in out.stderr
+    client, parents, children = mlflow_runs(tmp_path)
+    for run in (*parents, *children):
+        assert "SECRET" not in json.dumps(run.data.tags)
+    logged = client.download_artifacts(parents[0].info.run_id, "search_config.yaml", str(tmp_path))
+    text = open(logged).read()
+    assert "notify" in text and "SECRET" not in text

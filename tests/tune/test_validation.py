@@ -254,6 +254,24 @@ INVALID = [
         id="stop-not-a-mapping",
     ),
     pytest.param(
+        with_changes(notify={"webhook": "ftp://hooks.example/SECRET"}),
+        [],
+        ["notify.webhook", "ftp://hooks.example/***", "http"],
+        id="notify-webhook-not-http",
+    ),
+    pytest.param(
+        with_changes(notify={"webhook": "https://h/x", "on": ["done"]}),
+        [],
+        ["notify.on", "'done'", "finished, failed, interrupted"],
+        id="notify-unknown-end",
+    ),
+    pytest.param(
+        with_changes(notify={"url": "https://h/x"}),
+        [],
+        ["notify.url", "webhook, on"],
+        id="notify-unknown-key",
+    ),
+    pytest.param(
         with_changes(search={"mode": "maximize"}),
         [],
         ["search.mode", "'maximize'", "max, min"],

@@ -86,12 +86,35 @@ def print_summary(summary: Any, as_json: bool) -> None:
         print(to_json(summary.to_json()))
 
 
-def drive_and_print(search: Callable[[], Any], args: argparse.Namespace) -> int:
-    """Run a search callable, print its summary, and return its exit code (130 on Ctrl-C)."""
+def drive_and_print(
+    search: Callable[[], Any], args: argparse.Namespace, cfg: SearchConfig | None = None
+) -> int:
+    """Run a search callable, print its summary, and return its exit code (130 on Ctrl-C).
+
+    With `cfg.notify` set, the end is also posted to its webhook (`tune.notify`): after the
+    summary is printed, and for an unreachable service (exit 3) before the error propagates.
+    """
+    from tune.errors import DriverError
+
     try:
         summary = search()
     except KeyboardInterrupt:
         log.error("interrupted; resume the search with `cnn-tune resume NAME`")
+        notify(cfg, ExitCode.INTERRUPTED)
         return ExitCode.INTERRUPTED
+    except DriverError as exc:
+        notify(cfg, exc.exit_code, error=str(exc))  # only exit 3 of these is sent
+        raise
     print_summary(summary, args.json)
+    notify(cfg, summary.exit_code, json.loads(to_json(summary.to_json())))
     return summary.exit_code
+
+
+def notify(
+    cfg: SearchConfig | None, exit_code: int, summary: Any = None, error: str | None = None
+) -> None:
+    if cfg is None or cfg.notify.webhook is None:
+        return
+    from tune.notify import notify_end
+
+    notify_end(cfg.notify, cfg.name, int(exit_code), summary, error)

@@ -14,7 +14,7 @@ from tune.commands.common import (
 )
 from tune.errors import ExitCode
 from tune.logs import SUMMARY, get_logger
-from tune.paths import resolve_storage_path
+from tune.paths import redact_webhook, resolve_storage_path
 
 log = get_logger()
 
@@ -76,20 +76,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args)
     if_exists = "resume" if args.resume_if_exists else "overwrite" if args.overwrite else "refuse"
-    return drive_and_print(lambda: run_search(cfg, address=args.address, if_exists=if_exists), args)
+    return drive_and_print(
+        lambda: run_search(cfg, address=args.address, if_exists=if_exists), args, cfg
+    )
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from tune.driver import resume_search
+    from tune.driver import load_saved_config, resume_search
 
     storage = resolve_storage_path(args.storage_path)
+    saved = load_saved_config(storage, args.name)  # exit 2 for an unknown name, before anything
     return drive_and_print(
-        lambda: resume_search(args.name, storage, args.address, args.retry_errored), args
+        lambda: resume_search(args.name, storage, args.address, args.retry_errored), args, saved
     )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = load_config(args)
-    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    # The tracking URI as the search will use it; a webhook's secret is not printed.
+    shown = cfg.to_dict()
+    if cfg.notify.webhook:
+        shown["notify"]["webhook"] = redact_webhook(cfg.notify.webhook)
+    print(yaml.safe_dump(shown, sort_keys=False), end="")
     log.log(SUMMARY, f"{cfg.trial_count()} trials; config OK")
     return ExitCode.OK
