@@ -8,9 +8,12 @@ The holder's PID and start time are written beside the lock for the refusal mess
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from tune.errors import Locked
 
@@ -22,12 +25,23 @@ class ExperimentLocked(Locked):
     """Another live process drives this experiment (exit code 4)."""
 
 
-def _owner(folder: str) -> str:
+def owner(folder: str) -> dict[str, Any]:
+    """Who holds the lock, as its owner file says: {"text", and "pid", "host" when known}."""
     try:
         with open(os.path.join(folder, OWNER_FILE)) as f:
-            return f.read().strip() or "another process"
+            raw = f.read().strip()
     except OSError:
-        return "another process"
+        return {"text": "another process"}
+    try:
+        data = json.loads(raw)
+    except ValueError:  # an older version's "process PID (since ...)"
+        return {"text": raw or "another process"}
+    text = f"process {data.get('pid')} on {data.get('host')} (since {data.get('since')})"
+    return {**data, "text": text}
+
+
+def _owner(folder: str) -> str:
+    return owner(folder)["text"]
 
 
 def is_locked(folder: str) -> bool:
@@ -61,7 +75,9 @@ def experiment_lock(folder: str, name: str) -> Iterator[None]:
         ) from None
     try:
         with open(os.path.join(folder, OWNER_FILE), "w") as f:
-            f.write(f"process {os.getpid()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})")
+            since = time.strftime("%Y-%m-%d %H:%M:%S")
+            # `cnn-tune stop` reads the pid and host to signal this driver.
+            f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}))
         yield
     finally:
         lock.release()

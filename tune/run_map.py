@@ -36,6 +36,9 @@ class RunMap:
     # What ended the search early (budget, target, plateau), once it ended: a resume of a
     # search a `search.stop` rule ended stops again at once.
     stopped_by: str | None = None
+    # The parent run's status as this driver last set it: RUNNING while a driver works on it
+    # (or after one died), then FINISHED, FAILED or KILLED.
+    status: str | None = None
 
     @classmethod
     def load(cls, path: str) -> RunMap | None:

@@ -139,6 +139,8 @@ class Tracker:
                 self._open_outbox()
                 self.outbox.flush(force=True)  # what an earlier outage left behind
                 self.client.update_run(existing.parent_run_id, status="RUNNING")
+                existing.status = "RUNNING"
+                self.save_runs()
             else:
                 self._create_parent(cfg, config_yaml)
         except DriverError:
@@ -163,7 +165,9 @@ class Tracker:
         if "mlflow.source.git.commit" in tags:  # our own tag too, which older reports read
             tags[f"{TAG}git_commit"] = tags["mlflow.source.git.commit"]
         parent = self.client.create_run(experiment_id, run_name=cfg.name, tags=tags)
-        self.runs = RunMap(redact_uri(self.tracking_uri), experiment_id, parent.info.run_id)
+        self.runs = RunMap(
+            redact_uri(self.tracking_uri), experiment_id, parent.info.run_id, status="RUNNING"
+        )
         self.save_runs()
         self._open_outbox()
         self.log_inputs(parent.info.run_id)
@@ -382,6 +386,7 @@ class Tracker:
         self._submit({"op": "set_terminated", "run_id": parent, "status": status})
         self.runs.finished = status == "FINISHED"
         self.runs.stopped_by = stopped_by
+        self.runs.status = status
         self.save_runs()
         # A short outage near the end needs no resume: keep trying for a while. Not when the
         # search was interrupted: whoever stopped it wants the command back; resume sends it.

@@ -1,0 +1,111 @@
+"""`cnn-tune list`, `stop` and `delete` on experiments made by the real tracker and lock (the
+stop of a real running search: test_experiments_stop.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.tune.tracking_cases import CFG, TRIAL, result
+from tune.cli import main
+from tune.config import dump_search_config
+from tune.lock import experiment_lock
+from tune.paths import saved_config_path, state_dir
+from tune.tracking import Tracker
+
+
+def make_experiment(storage, name, uri, end=None, accs=(0.5, 0.7), mtime=None):
+    cfg = replace(CFG, name=name, storage_path=str(storage))
+    cfg.mlflow.tracking_uri = uri
+    folder = state_dir(str(storage), name)
+    os.makedirs(folder, exist_ok=True)
+    dump_search_config(cfg, saved_config_path(str(storage), name))
+    tracker = Tracker(uri, "cnn-tune", folder)
+    tracker.start_search(cfg, "x: 1\n")
+    for i, acc in enumerate(accs):
+        tracker.trial_started(f"t{i}", TRIAL)
+        tracker.trial_result(f"t{i}", result(1, acc))
+        tracker.trial_ended(f"t{i}", "completed")
+    if end:
+        tracker.finish_search({}, end)
+    tracker.send_inline()
+    if mtime:
+        for path in os.listdir(folder):
+            os.utime(os.path.join(folder, path), (mtime, mtime))
+    return tracker
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return tmp_path / "ray_results", f"sqlite:///{tmp_path / 'mlruns.db'}"
+
+
+def test_list_shows_each_state_best_first_by_last_update(storage, capsys):
+    store, uri = storage
+    make_experiment(store, "done", uri, "FINISHED", mtime=1_700_000_300)
+    make_experiment(store, "broken", uri, "FAILED", accs=(0.2,), mtime=1_700_000_200)
+    make_experiment(store, "crashed", uri, None, mtime=1_700_000_100)
+    make_experiment(store, "live", uri, None, mtime=1_700_000_400)
+    (store / "not-an-experiment").mkdir()
+    with experiment_lock(state_dir(str(store), "live"), "live"):
+        assert main(["list", "--storage-path", str(store), "--json"]) == 0
+    out, err = capsys.readouterr()
+    listed = json.loads(out)
+    assert [e["name"] for e in listed] == ["live", "done", "broken", "crashed"]
+    state = {e["name"]: e["state"] for e in listed}
+    assert state == {"live": "running", "done": "finished", "broken": "failed",
+                     "crashed": "interrupted"}  # fmt: skip
+    done = listed[1]
+    assert (done["trials_done"], done["trials_total"], done["best"]) == (2, 8, 0.7)
+    assert done["dataset"] == "mnist5k" and done["metric"] == "val_acc"
+    assert done["parent_run_id"] and done["tracking_uri"] == uri
+    assert "4 experiments under" in err and "done" in err
+    assert main(["list", "--storage-path", str(store / "nothing-here")]) == 0
+
+
+def test_stop_without_a_driver_is_exit_2(storage, capsys):
+    store, uri = storage
+    make_experiment(store, "done", uri, "FINISHED")
+    assert main(["stop", "done", "--storage-path", str(store)]) == 2
+    assert "no driver is running search 'done'" in capsys.readouterr().err
+    assert main(["stop", "never", "--storage-path", str(store)]) == 2
+
+
+def test_delete_soft_deletes_the_runs_then_the_folder(storage, capsys):
+    store, uri = storage
+    tracker = make_experiment(store, "old", uri, "FINISHED")
+    make_experiment(store, "kept", uri, "FINISHED")
+    ids = [tracker.runs.parent_run_id, *(t.run_id for t in tracker.runs.trials.values())]
+    assert main(["delete", "old", "--storage-path", str(store), "--yes"]) == 0
+    client = MlflowClient(uri)
+    assert {client.get_run(i).info.lifecycle_stage for i in ids} == {"deleted"}  # restorable
+    assert not (store / "old").exists() and (store / "kept").exists()
+    assert "3 MLflow runs deleted" in capsys.readouterr().err
+    client.restore_run(ids[0])  # soft: until `mlflow gc`
+
+    runs_before = len(client.search_runs([tracker.runs.experiment_id]))
+    assert main(["delete", "kept", "--storage-path", str(store), "--yes", "--keep-runs"]) == 0
+    assert not (store / "kept").exists()
+    assert len(client.search_runs([tracker.runs.experiment_id])) == runs_before
+
+
+def test_delete_refuses_while_held_without_a_terminal_or_without_mlflow(storage, capsys):
+    store, uri = storage
+    make_experiment(store, "s", uri, "FINISHED")
+    with experiment_lock(state_dir(str(store), "s"), "s"):
+        assert main(["delete", "s", "--storage-path", str(store), "--yes"]) == 4
+    # pytest's stdin is no terminal: without --yes there is no one to ask.
+    assert main(["delete", "s", "--storage-path", str(store)]) == 2
+    assert "pass --yes" in capsys.readouterr().err
+    # MLflow unreachable: exit 3 and nothing deleted.
+    saved = saved_config_path(str(store), "s")
+    text = open(saved).read().replace(uri, "http://127.0.0.1:9")
+    with open(saved, "w") as f:
+        f.write(text)
+    assert main(["delete", "s", "--storage-path", str(store), "--yes"]) == 3
+    assert (store / "s").exists()
+    assert main(["delete", "nope", "--storage-path", str(store), "--yes"]) == 2
