@@ -27,19 +27,24 @@ ASHA_GRACE_PERIOD = 1  # epochs every trial gets before ASHA may stop it
 PBT_PERTURBATION_INTERVAL = 1  # epochs between PBT exploit/explore steps
 
 
-def make_param_space(cfg: SearchConfig) -> dict[str, Any]:
+def make_param_space(cfg: SearchConfig, points: list | None = None) -> dict[str, Any]:
     """The trial config Ray samples from: the shared fixed values plus one Ray domain per
-    space key (`tune.grid_search` for choices under algorithm grid)."""
+    space key (`tune.grid_search` for choices under algorithm grid, unless a warm start's
+    `points` give every trial: then Ray's own expansion must not add more)."""
     space = cfg.fixed_trial_config()
-    grid = cfg.search.algorithm == "grid"
+    grid = cfg.search.algorithm == "grid" and points is None
     for key, domain in cfg.space.items():
         space[key] = to_ray(domain, grid=grid)
     return space
 
 
-def make_searcher(cfg: SearchConfig) -> Searcher | SearchAlgorithm:
-    """The search algorithm for `cfg.search.algorithm`, seeded by `search.seed`."""
-    return SEARCHERS[cfg.search.algorithm](cfg)
+def make_searcher(cfg: SearchConfig, warm: Any = None) -> Searcher | SearchAlgorithm:
+    """The search algorithm for `cfg.search.algorithm`, seeded by `search.seed`.
+
+    `warm`: a `tune.warm_start.WarmStart` whose earlier trials seed it (optuna), or whose new
+    points it proposes (random, grid: `warm.new` from `tune.warm_start.new_points`).
+    """
+    return SEARCHERS[cfg.search.algorithm](cfg, warm)
 
 
 def tune_max_concurrent(search_alg: Any, cfg: SearchConfig) -> int | None:
@@ -60,24 +65,35 @@ def make_scheduler(cfg: SearchConfig) -> TrialScheduler:
 # --- searchers -------------------------------------------------------------------------------
 
 
-def _basic_variants(cfg: SearchConfig) -> SearchAlgorithm:
+def _basic_variants(cfg: SearchConfig, warm: Any = None) -> SearchAlgorithm:
     from ray.tune.search import BasicVariantGenerator
 
     # Ray's default: samples domains at random and expands grid_search. Seeded, so that a
-    # rerun of the same config proposes the same trials, as optuna's does.
+    # rerun of the same config proposes the same trials, as optuna's does. A warm start's
+    # points (none evaluated before) are every trial it proposes.
     return BasicVariantGenerator(
-        max_concurrent=cfg.search.max_concurrent, random_state=cfg.search.seed
+        points_to_evaluate=list(warm.new) if warm is not None else None,
+        max_concurrent=cfg.search.max_concurrent,
+        random_state=cfg.search.seed,
     )
 
 
-def _optuna(cfg: SearchConfig) -> Searcher:
+def _optuna(cfg: SearchConfig, warm: Any = None) -> Searcher:
     from ray.tune.search.optuna import OptunaSearch
 
-    # TPE; the seed makes a rerun of the same config propose the same trials.
-    return OptunaSearch(metric=cfg.search.metric, mode=cfg.search.mode, seed=cfg.search.seed)
+    # TPE; the seed makes a rerun of the same config propose the same trials. Earlier trials
+    # are told to it as evaluated: TPE's start-up draws count them.
+    points = [p.config for p in warm.points] if warm is not None and warm.points else None
+    return OptunaSearch(
+        metric=cfg.search.metric,
+        mode=cfg.search.mode,
+        seed=cfg.search.seed,
+        points_to_evaluate=points,
+        evaluated_rewards=[p.value for p in warm.points] if points else None,
+    )
 
 
-SEARCHERS: dict[str, Callable[[SearchConfig], Searcher | SearchAlgorithm]] = {
+SEARCHERS: dict[str, Callable[[SearchConfig, Any], Searcher | SearchAlgorithm]] = {
     "random": _basic_variants,
     "grid": _basic_variants,
     "optuna": _optuna,

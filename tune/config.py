@@ -62,6 +62,8 @@ class SearchSettings:
     time_budget_s: float | None = None  # seconds; stop the whole search after this; None: no limit
     seed: int = 0  # seeds every searcher (random, grid, optuna): a rerun proposes the same trials
     stop: StopRule | None = None  # end the search at a target or a plateau; None: never early
+    # earlier searches (names) whose finished trials seed this one (tune.warm_start)
+    warm_start: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tune.checks import (
     check_batch_size,
@@ -128,6 +128,14 @@ def drive(
         check_local_resources(cfg)
     staged = stage_data(cfg)
     check_batch_size(cfg, staged.train_images)
+    try:
+        warm = prepare_warm_start(cfg)  # an unknown earlier search: exit 2, before anything
+    except BadInput as exc:
+        if not restore:
+            raise
+        # A restore keeps its searcher's own state; the earlier searches only size the plan.
+        log.warning(f"{exc}; resuming without it")
+        warm = None
     probe_tracking_store(cfg.mlflow.tracking_uri)
     # MLflow's client retries an unreachable server for minutes; the outbox retries instead.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -141,7 +149,7 @@ def drive(
         saved = saved_config_path(cfg.storage_path, cfg.name)
         if not restore or not os.path.exists(saved):
             dump_search_config(cfg, saved)  # owner-only from its creation: it holds the URI
-        return drive_locked(cfg, address, restore, retry_errored, staged.inputs)
+        return drive_locked(cfg, address, restore, retry_errored, staged.inputs, warm)
 
 
 def drive_locked(
@@ -150,6 +158,7 @@ def drive_locked(
     restore: bool,
     retry_errored: bool,
     inputs: list[dict] | None = None,
+    warm: Any = None,
 ) -> Summary:
     """Open the runs, fit, summarize and close the runs; the experiment lock is held.
 
@@ -168,7 +177,7 @@ def drive_locked(
         opening = pool.submit(open_runs, cfg, inputs)
         pool.submit(warm_up_search_end)  # the end's one-off imports and export start, meanwhile
         try:
-            outcome = fit(cfg, address, opening.result, restore, retry_errored)
+            outcome = fit(cfg, address, opening.result, restore, retry_errored, warm)
         except BaseException:
             if opening.exception() is None:  # waits; a store that failed has nothing open
                 abandon_runs(opening.result())
@@ -178,6 +187,27 @@ def drive_locked(
         return finish(tracker, cfg, outcome, start)
     finally:
         outcome.wait_for_ray()
+
+
+def prepare_warm_start(cfg: SearchConfig) -> Any:
+    """The earlier trials of `search.warm_start` and, for random and grid, the new trials
+    (none evaluated before); None without a warm start.
+
+    Raises:
+        BadInput (exit 2): an earlier search that does not exist, or a space left with no
+            config that was not evaluated.
+    """
+    from tune.warm_start import load_warm_start, new_points
+
+    warm = load_warm_start(cfg)
+    if warm is not None and cfg.search.algorithm != "optuna":
+        warm.new = new_points(cfg, warm)
+        if not warm.new:
+            raise BadInput(
+                f"search.warm_start: every config of the space was evaluated by "
+                f"{', '.join(warm.sources)}; nothing is left to search"
+            )
+    return warm
 
 
 def warm_up_search_end() -> None:

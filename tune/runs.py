@@ -80,7 +80,7 @@ def settle_runs(
         for r in outcome.records
         if r.trial_id in tracker.runs.trials or "epoch" in r.metrics or r.error
     }
-    missing = len(outcome.records) < cfg.trial_count()
+    missing = len(outcome.records) < (outcome.planned or cfg.trial_count())
     unfinished = outcome.unfinished()
     # A signal stops running trials (Ray saves them to continue); a spent budget explains only
     # trials that never ran or were never proposed.

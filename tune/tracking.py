@@ -65,6 +65,8 @@ def parent_tags(cfg: Any) -> dict[str, str]:
         f"{TAG}mode": cfg.search.mode,
         f"{TAG}searched_keys": ",".join(cfg.searched_keys()),
         f"{TAG}epochs": str(cfg.epochs),
+        # the earlier searches whose trials seeded this one (search.warm_start)
+        **({f"{TAG}warm_start": ",".join(cfg.search.warm_start)} if cfg.search.warm_start else {}),
     }
 
 

@@ -42,6 +42,7 @@ class FitOutcome:
     statuses: dict[str, str] = field(default_factory=dict)  # trial id -> Ray's trial status
     fit_seconds: float = 0.0  # how long Tuner.fit() ran: what a time budget counts
     search_stop: str | None = None  # the `search.stop` rule that ended it (target, plateau)
+    planned: int | None = None  # trials it was to run, where a warm start changed the count
     # Ray's shutdown (about 1 s) runs on this thread while the driver logs the end of the search.
     ray_stopping: threading.Thread | None = None
 
@@ -98,8 +99,10 @@ def make_stopper(cfg: SearchConfig) -> Any:
     return SearchStopper(cfg.search.stop, cfg.search.metric, cfg.search.mode)
 
 
-def make_tuner(cfg: SearchConfig, callbacks: list[Any], stopper: Any = None) -> Any:
-    """Build Ray Tune's Tuner for a new search."""
+def make_tuner(
+    cfg: SearchConfig, callbacks: list[Any], stopper: Any = None, warm: Any = None
+) -> Any:
+    """Build Ray Tune's Tuner for a new search (`warm`: its `tune.warm_start.WarmStart`)."""
     from ray import tune
 
     from tune.algorithms import (
@@ -109,16 +112,18 @@ def make_tuner(cfg: SearchConfig, callbacks: list[Any], stopper: Any = None) -> 
         tune_max_concurrent,
     )
 
-    search_alg = make_searcher(cfg)
+    search_alg = make_searcher(cfg, warm)
+    new = warm.new if warm is not None and cfg.search.algorithm != "optuna" else None
     return tune.Tuner(
         make_trainable(cfg),
-        param_space=make_param_space(cfg),
+        param_space=make_param_space(cfg, new),
         tune_config=tune.TuneConfig(
             metric=cfg.search.metric,
             mode=cfg.search.mode,
             search_alg=search_alg,
             scheduler=make_scheduler(cfg),
-            num_samples=cfg.search.num_samples,
+            # A warm-started random or grid search runs exactly its new points.
+            num_samples=len(new) if new is not None else cfg.search.num_samples,
             max_concurrent_trials=tune_max_concurrent(search_alg, cfg),
             time_budget_s=cfg.search.time_budget_s,
             # A trial's worker process (torch imported, data cached in memory) runs the next
@@ -231,13 +236,18 @@ def fit(
     tracker: Callable[[], Tracker],
     restore: bool,
     retry_errored: bool,
+    warm: Any = None,
 ) -> FitOutcome:
     """Start or join Ray, run (or restore) the Tuner with the progress and MLflow callbacks,
     and shut Ray down: at once on an error, else on a thread (`FitOutcome.wait_for_ray`).
 
     `tracker` is called once Ray is up: the driver opens the MLflow runs meanwhile, and its
-    error (an unreachable store: exit 3) stops the search before any trial starts.
+    error (an unreachable store: exit 3) stops the search before any trial starts. `warm`:
+    the search's `tune.warm_start.WarmStart`, if it has one.
     """
+    planned = cfg.trial_count()
+    if warm is not None and cfg.search.algorithm != "optuna":
+        planned = len(warm.new)
     import ray
     from ray import tune
 
@@ -253,7 +263,7 @@ def fit(
             with sigterm_as_sigint():
                 if address:
                     check_cluster_resources(cfg)
-                progress = ProgressCallback(cfg.searched_keys(), cfg.epochs, cfg.trial_count())
+                progress = ProgressCallback(cfg.searched_keys(), cfg.epochs, planned)
                 tracking = tracker()
                 mlflow_cb = MlflowTrialCallback(tracking, cfg.epochs, cfg.search.time_budget_s)
                 callbacks: list[Any] = [progress, mlflow_cb]
@@ -263,12 +273,12 @@ def fit(
                     stopper = restore_stopper(cfg, tuner, tracking)
                 else:
                     log.info(
-                        f"search {cfg.name!r}: {cfg.trial_count()} trials of {cfg.dataset}, "
+                        f"search {cfg.name!r}: {planned} trials of {cfg.dataset}, "
                         f"{cfg.search.algorithm} search, {cfg.search.scheduler} scheduler, "
                         f"up to {cfg.epochs} epochs"
                     )
                     stopper = make_stopper(cfg)
-                    tuner = make_tuner(cfg, callbacks, stopper)
+                    tuner = make_tuner(cfg, callbacks, stopper, warm)
                 if stopper is not None:
                     from tune.stopping import FinishedTrials
 
@@ -280,6 +290,7 @@ def fit(
                 outcome = outcome_from(results)
                 outcome.fit_seconds = time.monotonic() - started
                 outcome.search_stop = stopper.fired if stopper is not None else None
+                outcome.planned = planned
             outcome.ran_anything = bool(progress.latest)
             outcome.statuses = saved_statuses(path)
         except BaseException:

@@ -136,6 +136,11 @@ class _Validator:
         )
         cfg.space = check_space(data["space"], cfg.fixed_trial_config())
         self.check_combination(cfg)
+        if cfg.name in cfg.search.warm_start:
+            raise SearchConfigError(
+                "search.warm_start",
+                f"{cfg.name!r} is this search itself; allowed: earlier searches",
+            )
         return cfg
 
     # --- sections ---
@@ -153,6 +158,8 @@ class _Validator:
         for f in fields(cls):
             if f.name == "stop" and cls is SearchSettings:
                 values["stop"] = stop_rule(f"{path}.stop", data.get("stop"))
+            elif f.name == "warm_start" and cls is SearchSettings:
+                values["warm_start"] = warm_start_names(f"{path}.warm_start", data.get(f.name))
             elif f.name in data:
                 values[f.name] = _typed(f"{path}.{f.name}", data[f.name], f.type)
         return cls(**values)
@@ -331,6 +338,22 @@ def _typed(path: str, value: Any, annotation: Any) -> Any:
     article = "an" if base == "int" else "a"
     allowed = f"{article} {base}" + (" or null" if optional else "")
     raise SearchConfigError(path, f"{value!r} is {describe_kind(value)}; allowed: {allowed}")
+
+
+def warm_start_names(path: str, data: Any) -> list[str]:
+    """`search.warm_start`: a list of earlier searches' names (a single name is a list of one).
+    Whether each exists is checked before the search starts (`tune.warm_start`)."""
+    if data is None:
+        return []
+    names = [data] if isinstance(data, str) else data
+    if not isinstance(names, list):
+        raise SearchConfigError(
+            path, f"{data!r} is {describe_kind(data)}; allowed: a list of search names"
+        )
+    for name in names:
+        if not isinstance(name, str) or not is_valid_name(name):
+            raise SearchConfigError(path, f"{name!r} is not a search name; allowed: {NAME_RULE}")
+    return list(dict.fromkeys(names))
 
 
 STOP_FORM = "target: NUMBER and/or plateau: {patience: N >= 1, tolerance: X >= 0}"

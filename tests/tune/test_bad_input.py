@@ -80,6 +80,8 @@ CASES = {
         lambda t: ["run", str(DEMO), "--set", "search.stop.plateau={patience: 0}"], ["search.stop.plateau.patience", ">= 1"]),
     "notify-webhook-not-http": (lambda t: ["run", str(DEMO), "--set", "notify.webhook=file:///tmp/x"], ["notify.webhook", "http"]),
     "notify-unknown-end": (lambda t: ["run", str(DEMO), "--set", "notify.on=[done]"], ["notify.on", "done"]),
+    "warm-start-unknown": (lambda t: ["run", str(DEMO), "--set", "search.warm_start=[sunday]"], ["search.warm_start", "sunday"]),
+    "warm-start-itself": (lambda t: ["run", str(DEMO), "--set", "search.warm_start=[demo-mnist5k]"], ["search.warm_start", "itself"]),
     "report-html-no-folder": (lambda t: ["report", "s1", "--html", str(t / "no" / "r.html")], ["--html", "does not exist"]),
     "report-html-is-folder": (lambda t: ["report", "s1", "--html", str(t)], ["--html", "is a folder"]),
 }  # fmt: skip

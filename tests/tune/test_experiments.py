@@ -19,8 +19,10 @@ from tune.tracking import Tracker
 
 
 def make_experiment(storage, name, uri, end=None, accs=(0.5, 0.7), mtime=None):
-    cfg = replace(CFG, name=name, storage_path=str(storage))
-    cfg.mlflow.tracking_uri = uri
+    # A copy of the shared config's mlflow section: never change the shared one.
+    cfg = replace(
+        CFG, name=name, storage_path=str(storage), mlflow=replace(CFG.mlflow, tracking_uri=uri)
+    )
     folder = state_dir(str(storage), name)
     os.makedirs(folder, exist_ok=True)
     dump_search_config(cfg, saved_config_path(str(storage), name))

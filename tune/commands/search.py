@@ -92,11 +92,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from tune.driver import prepare_warm_start
+
     cfg = load_config(args)
+    warm = prepare_warm_start(cfg)  # an earlier search that does not exist: exit 2
     # The tracking URI as the search will use it; a webhook's secret is not printed.
     shown = cfg.to_dict()
     if cfg.notify.webhook:
         shown["notify"]["webhook"] = redact_webhook(cfg.notify.webhook)
     print(yaml.safe_dump(shown, sort_keys=False), end="")
-    log.log(SUMMARY, f"{cfg.trial_count()} trials; config OK")
+    count = len(warm.new) if warm is not None and warm.new else cfg.trial_count()
+    log.log(SUMMARY, f"{count} trials; config OK")
     return ExitCode.OK

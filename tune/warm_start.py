@@ -1,0 +1,234 @@
+"""`search.warm_start`: earlier searches' trials seed a new search, so it does not repeat them.
+
+The earlier trials come from their experiment folders (a local storage path: each trial's
+`params.json` and the last line of its `result.json`) or, where the folder is gone, from their
+MLflow runs. Only trials whose search had the same dataset, epochs and metric count, and only
+those that ended normally with a finite metric. Then:
+- optuna: they are `points_to_evaluate` with `evaluated_rewards` (TPE starts from them); those
+  outside the new space, or from a search over other keys, are skipped and counted;
+- random and grid: no config already evaluated is proposed again. The project draws (random)
+  or expands (grid) the new trials itself and hands them to Ray as `points_to_evaluate`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from tune.config import SearchConfig
+from tune.errors import BadInput
+from tune.logs import get_logger
+from tune.outcomes import RUN_STATUS_OF_REASON
+from tune.paths import CONFIG_FILE, experiment_path, is_remote, sqlite_file, state_dir
+from tune.space import Choice, Domain, LogUniform, Uniform
+
+log = get_logger("search")
+
+REDRAWS = 1000  # draws per new random trial before the space counts as exhausted
+OTHER_SETUP = "other dataset, epochs or metric"
+OTHER_KEYS = "other searched keys"
+OUTSIDE = "outside the space"
+
+
+@dataclass
+class Earlier:
+    """One usable earlier trial: its searched values and its metric's last value."""
+
+    config: dict[str, Any]
+    value: float
+
+
+@dataclass
+class WarmStart:
+    """What the earlier searches give the new one."""
+
+    sources: list[str]
+    evaluated: list[Earlier] = field(default_factory=list)  # same dataset, epochs, metric
+    points: list[Earlier] = field(default_factory=list)  # of those: same keys, inside the space
+    skipped: Counter = field(default_factory=Counter)  # why earlier trials were not used
+    new: list[dict[str, Any]] = field(default_factory=list)  # random, grid: every new trial
+
+    def describe(self) -> str:
+        skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items()) or "none"
+        return (
+            f"warm start from {', '.join(self.sources)}: {len(self.evaluated)} earlier trials "
+            f"used, skipped: {skipped}"
+        )
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def in_domain(value: Any, domain: Domain) -> bool:
+    if isinstance(domain, Choice):
+        return value in domain.values
+    if isinstance(domain, (LogUniform, Uniform)):
+        return _finite(value) and domain.low <= value <= domain.high
+    return value == getattr(domain, "value", None)
+
+
+def load_warm_start(cfg: SearchConfig) -> WarmStart | None:
+    """The earlier trials of `search.warm_start` (None when it names none).
+
+    Raises:
+        BadInput (exit 2): a name found neither in storage nor in MLflow.
+    """
+    names = cfg.search.warm_start
+    if not names:
+        return None
+    warm = WarmStart(sources=list(names))
+    keys = cfg.searched_keys()
+    for name in names:
+        setup, trials = _from_folder(cfg, name) or _from_mlflow(cfg, name)
+        same = (setup["dataset"], int(setup["epochs"]), setup["metric"]) == (
+            cfg.dataset, cfg.epochs, cfg.search.metric,
+        )  # fmt: skip
+        for config, value in trials:
+            if not same:
+                warm.skipped[OTHER_SETUP] += 1
+                continue
+            earlier = Earlier({k: config.get(k) for k in keys}, value)
+            warm.evaluated.append(earlier)
+            if sorted(setup["searched_keys"]) != keys:
+                warm.skipped[OTHER_KEYS] += 1
+            elif not all(in_domain(config.get(k), cfg.space[k]) for k in keys):
+                warm.skipped[OUTSIDE] += 1
+            else:
+                warm.points.append(earlier)
+    if not warm.evaluated:
+        log.warning(f"{warm.describe()}: no earlier trial is usable; the search starts cold")
+    else:
+        log.info(warm.describe())
+    return warm
+
+
+def _from_folder(cfg: SearchConfig, name: str) -> tuple[dict, list] | None:
+    """(setup, [(config, value)]) from a local experiment folder; None when it is not here."""
+    import yaml
+
+    saved = os.path.join(state_dir(cfg.storage_path, name), CONFIG_FILE)
+    folder = experiment_path(cfg.storage_path, name)
+    if is_remote(cfg.storage_path) or not os.path.exists(saved) or not os.path.isdir(folder):
+        return None
+    with open(saved) as f:
+        data = yaml.safe_load(f) or {}
+    search = data.get("search") or {}
+    setup = {
+        "dataset": data.get("dataset"),
+        "epochs": data.get("epochs", 0),
+        "metric": search.get("metric", "val_acc"),
+        "searched_keys": list(data.get("space") or {}),
+    }
+    trials = []
+    for entry in sorted(os.listdir(folder)):
+        params = os.path.join(folder, entry, "params.json")
+        results = os.path.join(folder, entry, "result.json")
+        if not (os.path.exists(params) and os.path.exists(results)):
+            continue
+        with open(params) as f:
+            config = json.load(f)
+        with open(results) as f:
+            lines = [line for line in f if line.strip()]
+        last = json.loads(lines[-1]) if lines else {}
+        value = last.get(setup["metric"])
+        if not last.get("diverged") and _finite(value):
+            trials.append((config, float(value)))
+    return setup, trials
+
+
+def _from_mlflow(cfg: SearchConfig, name: str) -> tuple[dict, list]:
+    """(setup, [(config, value)]) from the search's MLflow runs."""
+    from mlflow import MlflowClient
+
+    from tune.report import ReportError, _param, find_parent_run
+    from tune.store import prepare_store
+
+    uri = cfg.mlflow.tracking_uri
+    missing = BadInput(
+        f"search.warm_start: no search {name!r} under {cfg.storage_path} or in MLflow "
+        f"experiment {cfg.mlflow.experiment!r}"
+    )
+    db = sqlite_file(uri)
+    if db is not None and not os.path.exists(db):
+        raise missing  # no store yet: nothing to find, and checking must not create one
+    try:
+        prepare_store(uri)
+        client = MlflowClient(uri)
+        parent = find_parent_run(client, cfg.mlflow.experiment, name)
+    except ReportError:
+        raise missing from None
+    tags = parent.data.tags
+    setup = {
+        "dataset": tags.get("cnn_tune.dataset"),
+        "epochs": tags.get("cnn_tune.epochs", 0),
+        "metric": tags.get("cnn_tune.metric", "val_acc"),
+        "searched_keys": [k for k in tags.get("cnn_tune.searched_keys", "").split(",") if k],
+    }
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+        max_results=10_000,
+    )
+    trials = []
+    for run in children:
+        reason = run.data.tags.get("cnn_tune.stop_reason")
+        value = run.data.metrics.get(setup["metric"])
+        if RUN_STATUS_OF_REASON.get(reason or "") == "FINISHED" and _finite(value):
+            trials.append(({k: _param(v) for k, v in run.data.params.items()}, float(value)))
+    return setup, trials
+
+
+def _key(config: dict[str, Any], keys: list[str]) -> str:
+    return json.dumps([config.get(k) for k in keys], default=str)
+
+
+def new_points(cfg: SearchConfig, warm: WarmStart) -> list[dict[str, Any]]:
+    """random and grid: the new search's trials, none of them a config already evaluated.
+
+    grid: every combination `num_samples` times, less one repeat per earlier trial of it.
+    random: `num_samples` draws (seeded by `search.seed`), redrawn when they repeat an earlier
+    config; fewer when the space has no new config left (a warning says so).
+    """
+    keys = cfg.searched_keys()
+    done = Counter(_key(e.config, keys) for e in warm.evaluated)
+    if cfg.search.algorithm == "grid":
+        combos = itertools.product(*(cfg.space[k].values for k in keys))
+        points = []
+        for values in combos:
+            point = dict(zip(keys, values))
+            repeats = cfg.search.num_samples - done.get(_key(point, keys), 0)
+            points += [point] * max(0, repeats)
+        return points
+    rng = random.Random(cfg.search.seed)
+    points, seen = [], set(done)
+    for _ in range(cfg.search.num_samples):
+        for _ in range(REDRAWS):
+            point = {k: _draw(cfg.space[k], rng) for k in keys}
+            if _key(point, keys) not in seen:
+                break
+        else:
+            log.warning(
+                f"warm start: the space has no config left that was not evaluated; "
+                f"{len(points)} new trials instead of {cfg.search.num_samples}"
+            )
+            break
+        seen.add(_key(point, keys))
+        points.append(point)
+    return points
+
+
+def _draw(domain: Domain, rng: random.Random) -> Any:
+    if isinstance(domain, Choice):
+        return rng.choice(domain.values)
+    if isinstance(domain, LogUniform):
+        return math.exp(rng.uniform(math.log(domain.low), math.log(domain.high)))
+    if isinstance(domain, Uniform):
+        return rng.uniform(domain.low, domain.high)
+    return domain.value
