@@ -111,3 +111,21 @@ def test_delete_refuses_while_held_without_a_terminal_or_without_mlflow(storage,
     assert main(["delete", "s", "--storage-path", str(store), "--yes"]) == 3
     assert (store / "s").exists()
     assert main(["delete", "nope", "--storage-path", str(store), "--yes"]) == 2
+
+
+def test_remote_storage_is_listed_and_deleted_from_this_hosts_state(tmp_path, monkeypatch, capsys):
+    # file:// is a URI Ray (and pyarrow) resolve like s3://: the state lives under
+    # $XDG_STATE_HOME on the driver's host, Ray's folder at the URI.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    remote = f"file://{tmp_path / 'bucket'}"
+    make_experiment(remote, "far", uri, "FINISHED")
+    make_experiment(f"file://{tmp_path / 'other-bucket'}", "elsewhere", uri, "FINISHED")
+    (tmp_path / "bucket" / "far").mkdir(parents=True)  # what Ray wrote there
+    assert main(["list", "--storage-path", remote, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert [e["name"] for e in json.loads(out)] == ["far"]
+    assert "another host shows as interrupted" in err
+    assert main(["delete", "far", "--storage-path", remote, "--yes"]) == 0
+    assert not (tmp_path / "bucket" / "far").exists()
+    assert not (tmp_path / "state" / "cnn-tune" / "far").exists()
