@@ -3,7 +3,8 @@
 The earlier trials come from their experiment folders (a local storage path: each trial's
 `params.json` and the last line of its `result.json`) or, where the folder is gone, from their
 MLflow runs. Only trials whose search had the same dataset, epochs and metric count, and only
-those that ended normally with a finite metric. Then:
+those that reported a finite metric and neither diverged nor failed (from MLflow: those whose
+stop reason is a normal end). Then:
 - optuna: they are `points_to_evaluate` with `evaluated_rewards` (TPE starts from them); those
   outside the new space, or from a search over other keys, are skipped and counted;
 - random and grid: no config already evaluated is proposed again. The project draws (random)
@@ -130,7 +131,8 @@ def _from_folder(cfg: SearchConfig, name: str) -> tuple[dict, list] | None:
     for entry in sorted(os.listdir(folder)):
         params = os.path.join(folder, entry, "params.json")
         results = os.path.join(folder, entry, "result.json")
-        if not (os.path.exists(params) and os.path.exists(results)):
+        errored = os.path.exists(os.path.join(folder, entry, "error.txt"))  # Ray writes it
+        if errored or not (os.path.exists(params) and os.path.exists(results)):
             continue
         with open(params) as f:
             config = json.load(f)

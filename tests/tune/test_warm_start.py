@@ -143,3 +143,12 @@ def test_a_warm_optuna_search_starts_nearer_the_earlier_best():
     warm_lrs, cold_lrs = first_proposals(warm), first_proposals(None)
     assert distance(warm_lrs) < distance(cold_lrs)
     assert distance(warm_lrs) < 0.75, warm_lrs
+
+
+def test_a_trial_that_failed_is_not_an_earlier_trial(tmp_path):
+    done = [({"activation": "relu", "augment": "none"}, 0.9),
+            ({"activation": "tanh", "augment": "crop"}, 0.8)]  # fmt: skip
+    earlier_folder(tmp_path, "s1", done)
+    (tmp_path / "s1" / "train_cnn_00001" / "error.txt").write_text("Traceback ...")
+    warm = prepare_warm_start(search_cfg(storage=str(tmp_path), warm_start=["s1"]))
+    assert [e.config for e in warm.evaluated] == [{"activation": "relu", "augment": "none"}]
