@@ -17,7 +17,8 @@ MIN_TRIALS_FOR_IMPORTANCE = 6  # fewer trials than this give a forest nothing to
 IMPORTANCE_SEED = 0  # fANOVA's random forest: the same trials give the same importances
 
 
-def _finite(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
+    """A real, finite metric value (a bool, NaN or inf is not)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -53,7 +54,7 @@ def param_importance(
     from optuna.trial import create_trial
 
     distributions = {k: d for k, d in ((k, to_distribution(v)) for k, v in space.items()) if d}
-    usable = [r for r in rows if _finite(r.get(metric))]
+    usable = [r for r in rows if is_finite_number(r.get(metric))]
     if len(usable) < MIN_TRIALS_FOR_IMPORTANCE or not distributions:
         return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)

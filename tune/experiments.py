@@ -17,8 +17,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tune.errors import BadInput, DriverError, ExitCode
-from tune.lock import is_locked, owner
+from tune.errors import BadInput, DriverError
+from tune.lock import ExperimentLocked, is_locked, owner
 from tune.outbox import PLACEHOLDER
 from tune.paths import (
     CONFIG_FILE,
@@ -37,12 +37,6 @@ STOP_WAIT_S = 300.0  # how long `stop` waits for the driver to save its state an
 
 class NoDriver(BadInput):
     """`stop`: no live driver holds the search (exit 2)."""
-
-
-class Held(DriverError):
-    """`delete`: a live driver holds the search (exit 4)."""
-
-    exit_code = ExitCode.LOCKED
 
 
 @dataclass
@@ -208,14 +202,16 @@ def delete_experiment(storage_path: str, name: str, keep_runs: bool = False) -> 
     experiment folder and state.
 
     Raises:
-        BadInput (2): no such experiment; Held (4): a driver holds it;
+        BadInput (2): no such experiment; ExperimentLocked (4): a driver holds it;
         Unreachable (3): the MLflow store did not answer (nothing deleted).
     """
     folder = state_dir(storage_path, name)
     if not os.path.exists(saved_config_path(storage_path, name)):
         raise BadInput(f"no experiment {name!r} under {storage_path}")
     if is_locked(folder):
-        raise Held(f"search {name!r} is being driven by {owner(folder)['text']}; stop it first")
+        raise ExperimentLocked(
+            f"search {name!r} is being driven by {owner(folder)['text']}; stop it first"
+        )
     runs = RunMap.load(os.path.join(folder, RUN_MAP_FILE))
     deleted_runs = 0
     if runs is not None and not keep_runs:

@@ -136,19 +136,13 @@ def trials_table(summary: Summary, links: dict[str, str | None]) -> str:
 
 def write_html_report(tracking_uri: str, experiment: str, name: str, out: str) -> str:
     """Write the search's report to `out` (one HTML file); returns its absolute path."""
-    from mlflow import MlflowClient
-
-    from tune.report import find_parent_run, load_report
+    from tune.report import read_search, summary_of_runs
 
     # MLflow draws a progress bar per download on stderr: noise in a scheduled job's log.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    summary = load_report(tracking_uri, experiment, name)
-    client = MlflowClient(tracking_uri)
-    parent = find_parent_run(client, experiment, name)
+    client, parent, children = read_search(tracking_uri, experiment, name)
+    summary = summary_of_runs(client, parent, children, tracking_uri, name)
     experiment_id, parent_id = parent.info.experiment_id, parent.info.run_id
-    children = client.search_runs(
-        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"
-    )
     run_of = {c.data.tags.get("cnn_tune.trial_id"): c.info.run_id for c in children}
     links = {t: run_link(tracking_uri, experiment_id, r) for t, r in run_of.items()}
     links = {t: link for t, link in links.items() if link}

@@ -16,7 +16,7 @@ from typing import Any
 from tune.config import SearchConfig
 from tune.outcomes import OUTCOMES
 from tune.space import domain_to_yaml
-from tune.summary import Summary
+from tune.summary import Summary, format_value
 
 TOP = 5  # rows of the parent note's table
 # `cnn-tune train` flags that the reproduce command always states (train's defaults differ).
@@ -33,16 +33,8 @@ ENDINGS = {
 }
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        return f"{value:.4f}" if 1e-3 <= abs(value) < 1e4 else f"{value:.2e}"
-    return "-" if value is None else str(value)
-
-
 def _cell(value: Any) -> str:
-    return _fmt(value).replace("|", "\\|")
+    return format_value(value).replace("|", "\\|")
 
 
 def yaml_value(value: Any) -> str:
@@ -141,11 +133,11 @@ def search_note(
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     best = summary.best
     if best is not None:
-        chosen = ", ".join(f"`{k}={_fmt(best['config'].get(k))}`" for k in keys)
+        chosen = ", ".join(f"`{k}={format_value(best['config'].get(k))}`" for k in keys)
         lines += [
             "",
-            f"**Best**: trial `{best['trial_id']}`, `{metric}` {_fmt(best[metric])}, "
-            f"test_acc {_fmt(best.get('test_acc'))}: {chosen}. Train it again without Ray:",
+            f"**Best**: trial `{best['trial_id']}`, `{metric}` {format_value(best[metric])}, "
+            f"test_acc {format_value(best.get('test_acc'))}: {chosen}. Train it again without Ray:",
             "",
             "```",
             reproduce_command(best["config"]),
@@ -172,11 +164,11 @@ def search_note(
 
 def trial_note(summary: Summary, row: dict[str, Any], rank: int | None, reason: str | None) -> str:
     """A child's note: its config, how it ended, its rank."""
-    chosen = ", ".join(f"`{k}={_fmt(row['config'].get(k))}`" for k in summary.searched_keys)
+    chosen = ", ".join(f"`{k}={format_value(row['config'].get(k))}`" for k in summary.searched_keys)
     ending = ENDINGS.get(reason or "", row["outcome"].replace("_", " "))
     placed = (
         f"rank {rank} of {len(summary.trials)} by `{summary.metric}` "
-        f"({_fmt(row.get(summary.metric))})"
+        f"({format_value(row.get(summary.metric))})"
         if rank is not None
         else f"unranked: no `{summary.metric}`"
     )

@@ -56,6 +56,12 @@ def find_parent_run(client: Any, experiment: str, name: str) -> Any:
 
 def load_report(tracking_uri: str, experiment: str, name: str) -> Summary:
     """Rebuild a search's summary (finished or still running) from its MLflow runs."""
+    client, parent, children = read_search(tracking_uri, experiment, name)
+    return summary_of_runs(client, parent, children, tracking_uri, name)
+
+
+def read_search(tracking_uri: str, experiment: str, name: str) -> tuple[Any, Any, list[Any]]:
+    """(client, parent run, child runs) of the newest search named `name`."""
     from mlflow import MlflowClient
 
     prepare_store(tracking_uri)
@@ -66,6 +72,13 @@ def load_report(tracking_uri: str, experiment: str, name: str) -> Summary:
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
         max_results=10_000,
     )
+    return client, parent, children
+
+
+def summary_of_runs(
+    client: Any, parent: Any, children: list[Any], tracking_uri: str, name: str
+) -> Summary:
+    """The summary of a search from its parent and child runs (`read_search`)."""
     records, epochs = [], 1
     ran_with = {key: parent.data.tags.get(f"{TAG}{key}", UNTAGGED[key]) for key in UNTAGGED}
     for run in children:

@@ -13,18 +13,17 @@ whether a rule had already ended the search (`tune.tuner.restore_stopper`).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ray.tune import Callback, Stopper
 
+from tune.analysis import is_finite_number
 from tune.config import StopRule
 from tune.outcomes import PLATEAU, TARGET
 
 
 def _number(value: Any) -> float | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else None
+    return float(value) if is_finite_number(value) else None
 
 
 class SearchStopper(Stopper):

@@ -176,15 +176,14 @@ def format_table(summary: Summary) -> str:
         rows.append(
             [
                 t["trial_id"],
-                *(_fmt(t["config"].get(k)) for k in keys),
+                *(format_value(t["config"].get(k)) for k in keys),
                 t["outcome"],
                 str(t["epochs"]),
-                _fmt(t["val_acc"]),
-                _fmt(t["test_acc"]),
+                format_value(t["val_acc"]),
+                format_value(t["test_acc"]),
             ]
         )
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in [header, *rows]]
+    lines = align_columns(header, rows)
     counts = ", ".join(f"{summary.counts.get(k, 0)} {k.replace('_', ' ')}" for k in OUTCOMES)
     lines.append("")
     lines.append(
@@ -194,10 +193,10 @@ def format_table(summary: Summary) -> str:
     )
     if summary.best:
         best = summary.best
-        chosen = ", ".join(f"{k}={_fmt(best['config'].get(k))}" for k in keys)
+        chosen = ", ".join(f"{k}={format_value(best['config'].get(k))}" for k in keys)
         lines.append(
-            f"best {best['trial_id']}: {summary.metric}={_fmt(best[summary.metric])} "
-            f"test_acc={_fmt(best.get('test_acc'))}  ({chosen})"
+            f"best {best['trial_id']}: {summary.metric}={format_value(best[summary.metric])} "
+            f"test_acc={format_value(best.get('test_acc'))}  ({chosen})"
         )
     else:
         lines.append("best: none (no trial finished or stopped early)")
@@ -207,7 +206,14 @@ def format_table(summary: Summary) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value: Any) -> str:
+def align_columns(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """A plain-text table for stderr: one line per row, each column as wide as its widest cell."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    return ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in [header, *rows]]
+
+
+def format_value(value: Any) -> str:
+    """A cell of a table: 4 decimals in the usual range, else scientific; None as '-'."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -217,4 +223,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["TrialRecord", "Summary", "summarize", "classify", "format_table", "OUTCOMES"]
+__all__ = [
+    "TrialRecord",
+    "Summary",
+    "summarize",
+    "classify",
+    "format_table",
+    "format_value",
+    "align_columns",
+    "OUTCOMES",
+]

@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from tune.analysis import is_finite_number
 from tune.config import SearchConfig
 from tune.errors import BadInput
 from tune.logs import get_logger
@@ -63,15 +64,11 @@ class WarmStart:
         )
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def in_domain(value: Any, domain: Domain) -> bool:
     if isinstance(domain, Choice):
         return value in domain.values
     if isinstance(domain, (LogUniform, Uniform)):
-        return _finite(value) and domain.low <= value <= domain.high
+        return is_finite_number(value) and domain.low <= value <= domain.high
     return value == getattr(domain, "value", None)
 
 
@@ -140,17 +137,14 @@ def _from_folder(cfg: SearchConfig, name: str) -> tuple[dict, list] | None:
             lines = [line for line in f if line.strip()]
         last = json.loads(lines[-1]) if lines else {}
         value = last.get(setup["metric"])
-        if not last.get("diverged") and _finite(value):
+        if not last.get("diverged") and is_finite_number(value):
             trials.append((config, float(value)))
     return setup, trials
 
 
 def _from_mlflow(cfg: SearchConfig, name: str) -> tuple[dict, list]:
     """(setup, [(config, value)]) from the search's MLflow runs."""
-    from mlflow import MlflowClient
-
-    from tune.report import ReportError, _param, find_parent_run
-    from tune.store import prepare_store
+    from tune.report import ReportError, _param, read_search
 
     uri = cfg.mlflow.tracking_uri
     missing = BadInput(
@@ -161,9 +155,7 @@ def _from_mlflow(cfg: SearchConfig, name: str) -> tuple[dict, list]:
     if db is not None and not os.path.exists(db):
         raise missing  # no store yet: nothing to find, and checking must not create one
     try:
-        prepare_store(uri)
-        client = MlflowClient(uri)
-        parent = find_parent_run(client, cfg.mlflow.experiment, name)
+        _, parent, children = read_search(uri, cfg.mlflow.experiment, name)
     except ReportError:
         raise missing from None
     tags = parent.data.tags
@@ -173,16 +165,11 @@ def _from_mlflow(cfg: SearchConfig, name: str) -> tuple[dict, list]:
         "metric": tags.get("cnn_tune.metric", "val_acc"),
         "searched_keys": [k for k in tags.get("cnn_tune.searched_keys", "").split(",") if k],
     }
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-        max_results=10_000,
-    )
     trials = []
     for run in children:
         reason = run.data.tags.get("cnn_tune.stop_reason")
         value = run.data.metrics.get(setup["metric"])
-        if RUN_STATUS_OF_REASON.get(reason or "") == "FINISHED" and _finite(value):
+        if RUN_STATUS_OF_REASON.get(reason or "") == "FINISHED" and is_finite_number(value):
             trials.append(({k: _param(v) for k, v in run.data.params.items()}, float(value)))
     return setup, trials
 

@@ -51,6 +51,15 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="experiment name (overrides the config's name)")
 
 
+def add_storage_argument(p: argparse.ArgumentParser) -> None:
+    """--storage-path, for the commands that find an experiment by name."""
+    p.add_argument(
+        "--storage-path",
+        default="./ray_results",  # as in the search config
+        help="where the experiment folders live (default: %(default)s)",
+    )
+
+
 def add_driver_arguments(p: argparse.ArgumentParser) -> None:
     """What every command that drives a search takes: where Ray is, and --json."""
     p.add_argument(

@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tune.commands.common import to_json
+from tune.commands.common import add_storage_argument, to_json
 from tune.errors import BadInput, ExitCode
 from tune.logs import SUMMARY, get_logger
 from tune.paths import is_remote, resolve_storage_path
 
 log = get_logger()
-
-DEFAULT_STORAGE = "./ray_results"  # as in the search config
 
 
 def add_parsers(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -54,16 +52,9 @@ def add_parsers(sub: argparse._SubParsersAction, parents: list[argparse.Argument
     p.set_defaults(func=cmd_delete)
 
 
-def add_storage_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--storage-path",
-        default=DEFAULT_STORAGE,
-        help="where the experiment folders live (default: %(default)s)",
-    )
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     from tune.experiments import list_experiments
+    from tune.summary import align_columns
 
     storage = resolve_storage_path(args.storage_path)
     infos = list_experiments(storage)
@@ -76,8 +67,7 @@ def cmd_list(args: argparse.Namespace) -> int:
          i.last_update, i.parent_run_id or "-"]
         for i in infos
     ]  # fmt: skip
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in [header, *rows]]
+    lines = align_columns(header, rows)
     lines.append(f"{len(infos)} experiments under {storage}")
     if is_remote(storage):
         lines.append(

@@ -9,6 +9,7 @@ import yaml
 from tune.commands.common import (
     add_config_arguments,
     add_driver_arguments,
+    add_storage_argument,
     drive_and_print,
     load_config,
 )
@@ -48,11 +49,7 @@ def add_parsers(sub: argparse._SubParsersAction, parents: list[argparse.Argument
         "unless --retry-errored. A finished search prints its summary again.",
     )
     p.add_argument("name", metavar="NAME", help="the experiment name")
-    p.add_argument(
-        "--storage-path",
-        default="./ray_results",
-        help="where the experiment folder lives (default: %(default)s)",
-    )
+    add_storage_argument(p)
     add_driver_arguments(p)
     p.add_argument(
         "--retry-errored",
