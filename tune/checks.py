@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 
 from tune.config import SearchConfig
 from tune.errors import BadInput, Unreachable
 from tune.logs import get_logger
 from tune.machine import usable_cpus, usable_gpus
-from tune.paths import is_remote
+from tune.paths import is_remote, sqlite_file
 from tune.space import domain_values
 
 log = get_logger("checks")
@@ -21,17 +22,70 @@ log = get_logger("checks")
 PROBE_TIMEOUT_S = 5.0  # seconds to wait for a TCP connection to a cluster's head
 
 
-def check_storage_path(cfg: SearchConfig) -> None:
-    """A local storage path must exist or be creatable (not under a regular file, writable)."""
-    if is_remote(cfg.storage_path):
-        return
-    probe = cfg.storage_path
-    while not os.path.exists(probe):
+def check_paths(cfg: SearchConfig) -> None:
+    """Every path setting of a search, usable as the search will use it (exit 2, one line,
+    before anything is created): `storage_path`, `cache_dir` (or the default cache),
+    `data_root`, and the SQLite file of an embedded tracking store."""
+    from trainables.cache import default_cache_dir
+
+    if not is_remote(cfg.storage_path):
+        check_folder("storage_path", cfg.storage_path)
+    if cfg.cache_dir is None:
+        check_folder("cache_dir", default_cache_dir(), note=" (the default cache)")
+    elif not is_remote(cfg.cache_dir):
+        check_folder("cache_dir", cfg.cache_dir)
+    if cfg.data_root is not None and not is_remote(cfg.data_root):
+        download = bool(cfg.fixed_trial_config().get("download"))
+        check_folder("data_root", cfg.data_root, write=download, create=download)
+    check_sqlite_file("mlflow.tracking_uri", cfg.mlflow.tracking_uri)
+
+
+def check_folder(
+    key: str, path: str, write: bool = True, create: bool = True, note: str = ""
+) -> None:
+    """A folder setting: an existing folder, or one that can be created; with `write`,
+    writable. Writability is tried for real (a probe folder made and removed at once):
+    root ignores file modes, and only a write tells a read-only filesystem or /proc.
+
+    With `create=False` a missing folder is left to its reader (the dataset loaders say
+    what is missing and how to get it).
+
+    Raises:
+        BadInput (exit 2): one line naming the key, the path and the reason.
+    """
+    probe = path
+    while not os.path.lexists(probe):
+        if not create:
+            return
         probe = os.path.dirname(probe)
-    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
-        raise BadInput(
-            f"storage_path {cfg.storage_path} cannot be created: {probe} is not a writable folder"
-        )
+    if not os.path.isdir(probe):
+        reason = "is not a folder"
+        if probe != path:
+            reason = f"cannot be created: {probe} is not a folder"
+        raise BadInput(f"{key} {path}{note} {reason}")
+    if not write:
+        if not os.access(probe, os.R_OK | os.X_OK):
+            raise BadInput(f"{key} {path}{note} is not readable")
+        return
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".cnn-tune-probe-", dir=probe))
+    except OSError as exc:
+        reason = "is not writable" if probe == path else f"cannot be created in {probe}"
+        raise BadInput(f"{key} {path}{note} {reason} ({exc.strerror or exc})") from None
+
+
+def check_sqlite_file(key: str, tracking_uri: str) -> None:
+    """An embedded SQLite store: its file must be a writable file, or creatable in a writable
+    folder (SQLite writes its journal beside it)."""
+    db = sqlite_file(tracking_uri)
+    if db is None:
+        return
+    db = os.path.abspath(db)
+    if os.path.isdir(db):
+        raise BadInput(f"{key}: {db} is a folder, not a SQLite database file")
+    check_folder(key, os.path.dirname(db), note=f" (the folder of {os.path.basename(db)})")
+    if os.path.exists(db) and not os.access(db, os.W_OK):
+        raise BadInput(f"{key}: {db} is not writable")
 
 
 def check_batch_size(cfg: SearchConfig, train_images: int) -> None:

@@ -7,31 +7,29 @@ half-made experiment behind. The Ray side is `tune.tuner`, the MLflow side `tune
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from tune.attempt import StartAttempt
 from tune.checks import (
     check_batch_size,
     check_local_resources,
-    check_storage_path,
+    check_paths,
     probe_address,
     probe_tracking_store,
 )
 from tune.config import SearchConfig, dump_search_config
-from tune.errors import BadInput, Locked, SearchConfigError
-from tune.lock import LOCK_FILE, OWNER_FILE, experiment_lock, is_locked
+from tune.errors import BadInput, DriverError, ExitCode, Locked, SearchConfigError
+from tune.lock import experiment_lock, is_locked
 from tune.logs import get_logger
 from tune.paths import (
     CONFIG_FILE,
-    NAME_RULE,
     experiment_path,
     is_remote,
-    is_valid_name,
+    locate_experiment,
     saved_config_path,
     sqlite_file,
-    state_dir,
 )
 from tune.staging import stage_data
 from tune.summary import Summary, summarize
@@ -42,6 +40,9 @@ if TYPE_CHECKING:  # the driver imports Ray's and MLflow's sides only when a sea
 
 # What `run` does when the experiment folder already exists.
 IF_EXISTS = ("refuse", "resume", "overwrite")
+# Exit codes of a start that failed its checks: it removes what it created (`tune.attempt`).
+# Exit 4 (another driver holds the lock) removes nothing.
+FAILED_START = (ExitCode.BAD_INPUT, ExitCode.UNREACHABLE)
 
 log = get_logger("driver")
 
@@ -58,10 +59,10 @@ def run_search(cfg: SearchConfig, address: str | None = None, if_exists: str = "
     Raises:
         BadInput (2), Unreachable (3), Locked (4).
     """
-    check_storage_path(cfg)
+    folder = locate_experiment(cfg.storage_path, cfg.name, "name")
     if not experiment_exists(cfg):
         return drive(cfg, address, restore=False)
-    if is_locked(state_dir(cfg.storage_path, cfg.name)):
+    if is_locked(folder):
         raise Locked(f"experiment {cfg.name!r} is already being driven by another live process")
     if if_exists == "refuse":
         raise BadInput(
@@ -100,9 +101,7 @@ def load_saved_config(storage_path: str, name: str) -> SearchConfig:
     """The resolved config a search saved when it started."""
     from tune.parse import load_search_config
 
-    if not is_valid_name(name):
-        raise BadInput(f"experiment name {name!r} is not a valid name; allowed: {NAME_RULE}")
-    path = saved_config_path(storage_path, name)
+    path = os.path.join(locate_experiment(storage_path, name), CONFIG_FILE)
     if not os.path.exists(path):
         raise BadInput(f"no experiment {name!r} under {storage_path} (no {CONFIG_FILE} found)")
     try:
@@ -118,9 +117,15 @@ def drive(
     retry_errored: bool = False,
     overwrite: bool = False,
 ) -> Summary:
-    """Check, lock, track and run (or restore) a search; see `run_search`."""
+    """Check, lock, track and run (or restore) a search; see `run_search`.
+
+    A start that fails its checks (exit 2 or 3) before the first trial leaves the experiment
+    as it found it (`tune.attempt.StartAttempt`); with `overwrite`, the old experiment is
+    replaced only once the new start has passed them.
+    """
     address = address or os.environ.get("RAY_ADDRESS") or None
-    check_storage_path(cfg)
+    folder = locate_experiment(cfg.storage_path, cfg.name, "name")
+    check_paths(cfg)
     warn_if_job_paths_are_temporary(cfg)
     if address:
         probe_address(address)
@@ -143,13 +148,30 @@ def drive(
     # MLflow prints run URLs, password included when the URI has one; we print our own.
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
-    with experiment_lock(state_dir(cfg.storage_path, cfg.name), cfg.name):
-        if overwrite:
-            remove_experiment(cfg)
-        saved = saved_config_path(cfg.storage_path, cfg.name)
-        if not restore or not os.path.exists(saved):
-            dump_search_config(cfg, saved)  # owner-only from its creation: it holds the URI
-        return drive_locked(cfg, address, restore, retry_errored, staged.inputs, warm)
+    attempt = StartAttempt(folder)  # what is there before the lock makes anything
+    try:
+        with experiment_lock(folder, cfg.name):
+            try:
+                if overwrite:
+                    attempt.set_aside()
+                    if is_remote(cfg.storage_path):
+                        log.warning(
+                            f"--overwrite does not delete "
+                            f"{experiment_path(cfg.storage_path, cfg.name)}; Ray starts a new "
+                            "experiment there"
+                        )
+                saved = os.path.join(folder, CONFIG_FILE)
+                if not restore or not os.path.exists(saved):
+                    dump_search_config(cfg, saved)  # owner-only from its creation: it has the URI
+                return drive_locked(
+                    cfg, address, restore, retry_errored, staged.inputs, warm, attempt
+                )
+            except DriverError as exc:
+                if exc.exit_code in FAILED_START and not attempt.committed:
+                    attempt.undo()
+                raise
+    finally:
+        attempt.remove_lock_files()  # only after an undo, once the lock is released
 
 
 def drive_locked(
@@ -159,10 +181,13 @@ def drive_locked(
     retry_errored: bool,
     inputs: list[dict] | None = None,
     warm: Any = None,
+    attempt: StartAttempt | None = None,
 ) -> Summary:
     """Open the runs, fit, summarize and close the runs; the experiment lock is held.
 
     `inputs`: the staged dataset's splits, logged as MLflow dataset inputs (`tune.staging`).
+    `attempt` is committed once the store has answered and Ray is up: the last check before
+    the Tuner writes anything.
     """
     from tune.runs import abandon_runs, open_runs
     from tune.tuner import fit
@@ -176,11 +201,19 @@ def drive_locked(
     with ThreadPoolExecutor(2, thread_name_prefix="open-runs") as pool:
         opening = pool.submit(open_runs, cfg, inputs)
         pool.submit(warm_up_search_end)  # the end's one-off imports and export start, meanwhile
+
+        def tracker_ready() -> Tracker:
+            tracker = opening.result()  # exit 2 or 3 here when the store failed
+            if attempt is not None:
+                attempt.commit()  # the start has passed its checks
+            return tracker
+
         try:
-            outcome = fit(cfg, address, opening.result, restore, retry_errored, warm)
+            outcome = fit(cfg, address, tracker_ready, restore, retry_errored, warm)
         except BaseException:
             if opening.exception() is None:  # waits; a store that failed has nothing open
-                abandon_runs(opening.result())
+                discard = attempt is not None and not attempt.committed
+                abandon_runs(opening.result(), discard)
             raise
     tracker = opening.result()
     try:
@@ -260,20 +293,6 @@ def warn_if_job_paths_are_temporary(cfg: SearchConfig) -> None:
                 f"absolute shared location (--set {key}=/shared/...) so results survive the "
                 "job and a rerun can resume"
             )
-
-
-def remove_experiment(cfg: SearchConfig) -> None:
-    """--overwrite: forget the old experiment's Ray state and run map (MLflow runs stay)."""
-    folder = state_dir(cfg.storage_path, cfg.name)
-    for entry in os.listdir(folder):
-        if entry not in (LOCK_FILE, OWNER_FILE):
-            path = os.path.join(folder, entry)
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    if is_remote(cfg.storage_path):
-        log.warning(
-            f"--overwrite does not delete {experiment_path(cfg.storage_path, cfg.name)}; Ray "
-            "starts a new experiment there"
-        )
 
 
 __all__ = ["run_search", "resume_search", "IF_EXISTS"]

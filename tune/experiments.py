@@ -25,9 +25,8 @@ from tune.paths import (
     experiment_path,
     is_remote,
     legacy_state_dir,
+    locate_experiment,
     redact_uri,
-    saved_config_path,
-    state_dir,
     state_root,
 )
 from tune.run_map import RUN_MAP_FILE, RunMap
@@ -169,8 +168,8 @@ def stop_driver(storage_path: str, name: str, wait_s: float = STOP_WAIT_S) -> st
     Raises:
         NoDriver (exit 2): no live driver; BadInput: its driver runs on another host.
     """
-    folder = state_dir(storage_path, name)
-    if not os.path.exists(saved_config_path(storage_path, name)):
+    folder = locate_experiment(storage_path, name)
+    if not os.path.exists(os.path.join(folder, CONFIG_FILE)):
         raise NoDriver(f"no experiment {name!r} under {storage_path}")
     if not is_locked(folder):
         raise NoDriver(f"no driver is running search {name!r}; nothing to stop")
@@ -201,12 +200,22 @@ def delete_experiment(storage_path: str, name: str, keep_runs: bool = False) -> 
     """Delete a search: its MLflow runs first (soft: restorable until `mlflow gc`), then its
     experiment folder and state.
 
+    Only a folder that is a cnn-tune experiment (it holds the saved config) and lies under the
+    storage path is removed; a symlink is never followed (`locate_experiment`), and a symlink
+    that stays inside is refused too: the experiment it leads to is deleted by its own name.
+
     Raises:
-        BadInput (2): no such experiment; ExperimentLocked (4): a driver holds it;
-        Unreachable (3): the MLflow store did not answer (nothing deleted).
+        BadInput (2): a name that is not plain, a symlink, no such experiment;
+        ExperimentLocked (4): a driver holds it; Unreachable (3): the MLflow store did not
+        answer (nothing deleted).
     """
-    folder = state_dir(storage_path, name)
-    if not os.path.exists(saved_config_path(storage_path, name)):
+    folder = locate_experiment(storage_path, name)
+    if os.path.islink(folder):
+        raise BadInput(
+            f"delete {name!r}: {folder} is a symlink; delete the experiment it leads to by its "
+            "own name"
+        )
+    if not os.path.isfile(os.path.join(folder, CONFIG_FILE)):
         raise BadInput(f"no experiment {name!r} under {storage_path}")
     if is_locked(folder):
         raise ExperimentLocked(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 
-from tune.errors import SearchConfigError
+from tune.errors import BadInput, SearchConfigError
 
 CONFIG_FILE = "cnn_tune_config.yaml"  # the resolved search config, kept with the experiment
 # Experiment names are folder names on every storage and MLflow run names.
@@ -28,7 +28,46 @@ _SQLITE = "sqlite:///"
 
 
 def is_valid_name(name: str) -> bool:
-    return bool(NAME_PATTERN.fullmatch(name))
+    return isinstance(name, str) and bool(NAME_PATTERN.fullmatch(name))
+
+
+def check_name(name: str, what: str = "experiment name") -> str:
+    """The one name rule, for every command that takes a search's name (run, resume, report,
+    stop, delete, search.warm_start): a plain folder name, never a path.
+
+    Raises:
+        BadInput (exit 2): `..`, `/`, an absolute path, an empty or overlong name.
+    """
+    if not is_valid_name(name):
+        raise BadInput(f"{what} {name!r} is not a plain name; allowed: {NAME_RULE}")
+    return name
+
+
+def _inside(root: str, path: str) -> bool:
+    """Whether `path` lies strictly below `root`, both with every symlink resolved."""
+    root, path = os.path.realpath(root), os.path.realpath(path)
+    return path != root and os.path.commonpath([root, path]) == root
+
+
+def locate_experiment(storage_path: str, name: str, what: str = "experiment name") -> str:
+    """The state folder of experiment `name` (`state_dir`), checked to stay inside its storage.
+
+    The name must pass `check_name`, and where its folder exists and is a symlink, the link
+    must lead to a folder below the storage path (for remote storage: below the state root).
+    `storage_path` itself may be a symlink: only what lies below it is confined.
+
+    Raises:
+        BadInput (exit 2), before anything is read or removed.
+    """
+    check_name(name, what)
+    folder = state_dir(storage_path, name)
+    root = os.path.dirname(folder)
+    if os.path.islink(folder) and not _inside(root, folder):
+        raise BadInput(
+            f"{what} {name!r}: {folder} is a symlink to {os.path.realpath(folder)}, outside "
+            f"{root}; allowed: experiment folders inside the storage path"
+        )
+    return folder
 
 
 def is_remote(path: str) -> bool:

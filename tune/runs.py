@@ -136,11 +136,17 @@ def note_interrupted(tracker: Tracker, cfg: SearchConfig, summary: Summary) -> N
         tracker.set_tags(tracker.runs.parent_run_id, {NOTE: note})
 
 
-def abandon_runs(tracker: Tracker) -> None:
-    """The fit raised (Ctrl-C before Ray saved anything, a crash): leave nothing RUNNING."""
+def abandon_runs(tracker: Tracker, discard: bool = False) -> None:
+    """The fit raised (Ctrl-C before Ray saved anything, a crash): leave nothing RUNNING.
+
+    `discard`: the start failed its checks before any trial (`tune.attempt`), so a parent run
+    it created is deleted (soft) rather than left KILLED: that search never began.
+    """
     tracker.send_inline()
     tracker.close_open_trials(INTERRUPTED)
     tracker.finish_search({}, "KILLED")
+    if discard:
+        tracker.discard_new_search()
 
 
 def reconcile_runs(

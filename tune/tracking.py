@@ -25,12 +25,15 @@ from typing import Any
 
 from tune.conventions import NOTE, git_commit, source_tags
 from tune.errors import BadInput, DriverError
+from tune.logs import get_logger
 from tune.outbox import Outbox
 from tune.outcomes import ERROR, RUN_STATUS_OF_REASON
 from tune.paths import artifact_location, redact_uri
 from tune.run_map import RUN_MAP_FILE, RunMap, TrialRun
 from tune.space import HEADLINE_KEYS
 from tune.store import prepare_store, probe_tracking, start_error
+
+log = get_logger("mlflow")
 
 TAG = "cnn_tune."
 EPOCH_METRICS = (
@@ -95,6 +98,7 @@ class Tracker:
         except Exception as exc:
             raise start_error(exc, tracking_uri) from None
         self.runs: RunMap | None = None
+        self.created_parent = False  # this driver made the parent run (not a reattach)
         self.outbox: Outbox | None = None
         self.seconds = 0.0  # MLflow calls while trials run: runs, params, metrics, statuses
         self.artifact_seconds = 0.0  # plots and the best model
@@ -167,6 +171,7 @@ class Tracker:
         if "mlflow.source.git.commit" in tags:  # our own tag too, which older reports read
             tags[f"{TAG}git_commit"] = tags["mlflow.source.git.commit"]
         parent = self.client.create_run(experiment_id, run_name=cfg.name, tags=tags)
+        self.created_parent = True
         self.runs = RunMap(
             redact_uri(self.tracking_uri), experiment_id, parent.info.run_id, status="RUNNING"
         )
@@ -372,6 +377,16 @@ class Tracker:
                 }
             )
         self.artifact_seconds += time.perf_counter() - t0
+
+    def discard_new_search(self) -> None:
+        """Soft-delete the parent run this driver created for a start that failed before any
+        trial (restorable until `mlflow gc`); a store that does not answer keeps it KILLED."""
+        if not self.created_parent or self.runs is None:
+            return
+        try:
+            self.client.delete_run(self.runs.parent_run_id)
+        except Exception as exc:  # the start's own error is the one to report
+            log.warning(f"could not delete the failed start's parent run: {redact_uri(str(exc))}")
 
     def finish_search(
         self, metrics: dict[str, float], status: str, stopped_by: str | None = None

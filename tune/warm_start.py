@@ -27,7 +27,7 @@ from tune.config import SearchConfig
 from tune.errors import BadInput
 from tune.logs import get_logger
 from tune.outcomes import RUN_STATUS_OF_REASON
-from tune.paths import CONFIG_FILE, experiment_path, is_remote, sqlite_file, state_dir
+from tune.paths import CONFIG_FILE, experiment_path, is_remote, locate_experiment, sqlite_file
 from tune.space import Choice, Domain, LogUniform, Uniform
 
 log = get_logger("search")
@@ -111,7 +111,9 @@ def _from_folder(cfg: SearchConfig, name: str) -> tuple[dict, list] | None:
     """(setup, [(config, value)]) from a local experiment folder; None when it is not here."""
     import yaml
 
-    saved = os.path.join(state_dir(cfg.storage_path, name), CONFIG_FILE)
+    # A symlink that leads out of the storage path is exit 2 here, as for every other command.
+    state = locate_experiment(cfg.storage_path, name, "search.warm_start")
+    saved = os.path.join(state, CONFIG_FILE)
     folder = experiment_path(cfg.storage_path, name)
     if is_remote(cfg.storage_path) or not os.path.exists(saved) or not os.path.isdir(folder):
         return None

@@ -73,6 +73,18 @@ CASES = {
     "unknown-set-path": (lambda t: ["run", str(DEMO), "--set", "search.speed=fast"], ["search.speed"]),
     "tracking-uri-scheme": (lambda t: ["run", str(DEMO), "--set", "mlflow.tracking_uri=ftp://host/x"], ["ftp", "scheme"]),
     "name-traversal": (lambda t: ["run", str(DEMO), "--name", "../escape"], ["name", "../escape"]),
+    "stop-traversal": (lambda t: ["stop", "../other"], ["../other", "plain name"]),
+    "delete-traversal": (lambda t: ["delete", "../other", "--yes", "--keep-runs"], ["../other", "plain name"]),
+    "delete-absolute": (lambda t: ["delete", "/etc", "--yes", "--keep-runs"], ["/etc", "plain name"]),
+    "report-traversal": (lambda t: ["report", "a/../b"], ["search name", "a/../b"]),
+    "report-empty-name": (lambda t: ["report", ""], ["search name", "plain name"]),
+    "name-overlong": (lambda t: ["run", str(DEMO), "--name", "n" * 101], ["name", "1-100"]),
+    "warm-start-traversal": (lambda t: ["run", str(DEMO), "--set", "search.warm_start=[../x]"], ["search.warm_start", "../x"]),
+    "storage-under-proc": (lambda t: ["run", str(DEMO), "--set", "storage_path=/proc/nope/results"], ["storage_path", "/proc/nope"]),
+    "sqlite-folder-uncreatable": (
+        lambda t: ["run", str(DEMO), "--set", "mlflow.tracking_uri=sqlite:////proc/nope/m.db"], ["mlflow.tracking_uri", "/proc/nope"]),
+    "cache-dir-under-a-file": (
+        lambda t: ["run", str(DEMO), "--set", f"cache_dir={write(t, 'x', 'plain-file')}/cache"], ["cache_dir", "plain-file"]),
     "resume-unknown": (lambda t: ["resume", "never-ran"], ["never-ran"]),
     "resume-traversal": (lambda t: ["resume", "../../etc"], ["../../etc"]),
     "stop-target-not-a-number": (lambda t: ["run", str(DEMO), "--set", "search.stop.target=high"], ["search.stop.target", "high"]),

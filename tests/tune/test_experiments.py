@@ -129,3 +129,51 @@ def test_remote_storage_is_listed_and_deleted_from_this_hosts_state(tmp_path, mo
     assert main(["delete", "far", "--storage-path", remote, "--yes"]) == 0
     assert not (tmp_path / "bucket" / "far").exists()
     assert not (tmp_path / "state" / "cnn-tune" / "far").exists()
+
+
+def test_delete_never_leaves_the_storage_path(tmp_path, monkeypatch, capsys):
+    """The reported data loss: `delete ../other` removed a folder beside the storage path
+    because it held a saved config."""
+    monkeypatch.chdir(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "cnn_tune_config.yaml").write_text("name: other\n")
+    (tmp_path / "ray_results").mkdir()
+    argv = ["--storage-path", "./ray_results", "--yes", "--keep-runs"]
+    for name in ("../other", str(other), "ray_results/../../other", "."):
+        assert main(["delete", name, *argv]) == 2
+        assert "is not a plain name" in capsys.readouterr().err
+    (tmp_path / "ray_results" / "link").symlink_to(other)  # a symlink out of the storage
+    assert main(["delete", "link", *argv]) == 2
+    assert "outside" in capsys.readouterr().err
+    assert sorted(os.listdir(other)) == ["cnn_tune_config.yaml"]
+
+
+def test_delete_never_follows_a_symlink_inside_the_storage(storage, capsys):
+    store, uri = storage
+    make_experiment(store, "real", uri, "FINISHED")
+    (store / "alias").symlink_to(store / "real")
+    assert main(["delete", "alias", "--storage-path", str(store), "--yes", "--keep-runs"]) == 2
+    assert "is a symlink" in capsys.readouterr().err
+    assert (store / "real" / "cnn_tune_config.yaml").is_file() and (store / "alias").is_symlink()
+
+
+def test_delete_removes_only_a_cnn_tune_experiment(storage, capsys):
+    store, _ = storage
+    (store / "plain" / "cnn_tune_config.yaml").mkdir(parents=True)  # a folder, not the config
+    assert main(["delete", "plain", "--storage-path", str(store), "--yes", "--keep-runs"]) == 2
+    assert "no experiment 'plain'" in capsys.readouterr().err
+    assert (store / "plain").is_dir()
+
+
+def test_a_symlinked_storage_path_is_used_through_its_link(tmp_path, capsys):
+    real = tmp_path / "disk" / "results"
+    real.parent.mkdir()
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    make_experiment(real, "s", uri, "FINISHED")
+    (tmp_path / "ray_results").symlink_to(real)
+    link = str(tmp_path / "ray_results")
+    assert main(["stop", "s", "--storage-path", link]) == 2  # found, but no driver
+    assert "no driver is running search 's'" in capsys.readouterr().err
+    assert main(["delete", "s", "--storage-path", link, "--yes", "--keep-runs"]) == 0
+    assert not (real / "s").exists() and real.is_dir()

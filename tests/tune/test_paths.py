@@ -5,13 +5,16 @@ from __future__ import annotations
 import pytest
 
 from tests.tune.config_cases import with_changes
+from tune.errors import BadInput
 from tune.parse import parse_search_config
 from tune.paths import (
     CONFIG_FILE,
     DEFAULT_TRACKING_URI,
     artifact_location,
+    check_name,
     choose_tracking_uri,
     experiment_path,
+    locate_experiment,
     redact_uri,
     resolve_storage_path,
     saved_config_path,
@@ -105,3 +108,39 @@ def test_state_left_under_the_old_cache_folder_is_still_found(tmp_path, monkeypa
     # Once the new folder exists it wins.
     (tmp_path / "state" / "cnn-tune" / "nightly").mkdir(parents=True)
     assert state_dir("s3://bucket/runs", "nightly") == str(tmp_path / "state/cnn-tune/nightly")
+
+
+@pytest.mark.parametrize(
+    "name", ["..", "../other", "a/b", "/abs", "", "x" * 101, ".hidden", "a b", None, 3]
+)
+def test_a_name_that_is_not_plain_is_exit_2(tmp_path, name):
+    with pytest.raises(BadInput, match="is not a plain name; allowed:") as caught:
+        locate_experiment(str(tmp_path), name)
+    assert caught.value.exit_code == 2
+
+
+def test_a_plain_name_is_its_folder_under_the_storage_path(tmp_path):
+    assert check_name("x" * 100) == "x" * 100
+    assert locate_experiment(str(tmp_path), "demo-1.a_b") == f"{tmp_path}/demo-1.a_b"
+
+
+def test_a_symlink_out_of_the_storage_path_is_refused(tmp_path):
+    storage, outside = tmp_path / "results", tmp_path / "other"
+    storage.mkdir()
+    outside.mkdir()
+    (storage / "escape").symlink_to(outside)
+    with pytest.raises(BadInput, match="is a symlink to .*other, outside"):
+        locate_experiment(str(storage), "escape", "search.warm_start")
+    (storage / "real").mkdir()
+    (storage / "alias").symlink_to(storage / "real")  # stays inside: found
+    assert locate_experiment(str(storage), "alias") == f"{storage}/alias"
+    (storage / "loop").symlink_to(storage)  # the storage path itself is not below it
+    with pytest.raises(BadInput, match="outside"):
+        locate_experiment(str(storage), "loop")
+
+
+def test_the_storage_path_itself_may_be_a_symlink(tmp_path):
+    real = tmp_path / "real-results"
+    (real / "demo").mkdir(parents=True)
+    (tmp_path / "results").symlink_to(real)
+    assert locate_experiment(str(tmp_path / "results"), "demo") == f"{tmp_path}/results/demo"

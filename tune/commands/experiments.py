@@ -8,7 +8,7 @@ import sys
 from tune.commands.common import add_storage_argument, to_json
 from tune.errors import BadInput, ExitCode
 from tune.logs import SUMMARY, get_logger
-from tune.paths import is_remote, resolve_storage_path
+from tune.paths import check_name, is_remote, resolve_storage_path
 
 log = get_logger()
 
@@ -81,6 +81,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_stop(args: argparse.Namespace) -> int:
     from tune.experiments import stop_driver
 
+    check_name(args.name)  # before a word is printed or a file read
     storage = resolve_storage_path(args.storage_path)
     log.log(SUMMARY, f"asking the driver of {args.name!r} to stop (it saves its state first)")
     stopped = stop_driver(storage, args.name)
@@ -95,6 +96,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     from tune.experiments import delete_experiment
 
+    check_name(args.name)  # before the prompt: a path is never a name to confirm
     storage = resolve_storage_path(args.storage_path)
     if not args.yes:
         if not sys.stdin.isatty():

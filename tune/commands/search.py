@@ -89,9 +89,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from tune.checks import check_paths
     from tune.driver import prepare_warm_start
+    from tune.paths import locate_experiment
 
     cfg = load_config(args)
+    locate_experiment(cfg.storage_path, cfg.name, "name")
+    check_paths(cfg)  # every path as `run` checks it (a probe folder made and removed at once)
     warm = prepare_warm_start(cfg)  # an earlier search that does not exist: exit 2
     # The tracking URI as the search will use it; a webhook's secret is not printed.
     shown = cfg.to_dict()

@@ -88,8 +88,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from tune.paths import check_name
     from tune.report import load_report
 
+    check_name(args.name, "search name")  # it goes into an MLflow filter: a plain name only
     uri, experiment = store_from_args(args)
     if args.html is not None:
         check_html_path(args.html)
@@ -104,10 +106,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def check_html_path(path: str) -> None:
     """The report's file must be writable where asked: checked before MLflow is read."""
-    folder = os.path.dirname(os.path.abspath(path)) or "."
+    from tune.checks import check_folder
+
     if os.path.isdir(path):
         raise BadInput(f"--html {path}: is a folder; give a file name such as report.html")
+    folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise BadInput(f"--html {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise BadInput(f"--html {path}: folder {folder} is not writable")
+    check_folder("--html", folder, note=f" (the folder of {os.path.basename(path)})")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise BadInput(f"--html {path}: is not writable")
