@@ -14,6 +14,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from tune import disk_full
 from tune.crash_points import crash_point
 from tune.logs import get_logger
 from tune.outcomes import BUDGET, ERROR, PROGRESS_WORD_OF_REASON, stop_reason
@@ -105,6 +106,19 @@ def _on_terminal() -> bool:
     return sys.stderr.isatty() and log.isEnabledFor(logging.INFO)
 
 
+def latest_error(trial: Any) -> str | None:
+    """The text of a trial's latest failure, from its error file on the driver (Ray appends
+    each failure to it; the driver's staging copy is readable even when storage is full)."""
+    path = getattr(trial, "error_file", None)
+    if not path:
+        return None
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-4000:]
+    except OSError:
+        return None
+
+
 class MlflowTrialCallback(Callback):
     """Feeds trial events to the search's `Tracker`: runs, epoch metrics, ends, curves."""
 
@@ -135,6 +149,8 @@ class MlflowTrialCallback(Callback):
             log.warning(f"MLflow {what} failed: {exc}")
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        storage = getattr(trial, "storage", None)  # kept off a disk that fills (disk_full)
+        disk_full.note_staging(getattr(storage, "experiment_driver_staging_path", None))
         self._safe("run creation", "trial_started", trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -157,8 +173,14 @@ class MlflowTrialCallback(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         # The error's text is filled in at the end from Ray's results (record_error).
+        if disk_full.notice(latest_error(trial), f"trial {trial.trial_id}"):
+            return  # the search stops; the run is closed as interrupted, to be resumed
         self._safe("run end", "trial_ended", trial.trial_id, ERROR)
         self._log_curve(trial.trial_id)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        # Before Ray spends a retry: a full disk fails every retry the same way.
+        disk_full.notice(latest_error(trial), f"trial {trial.trial_id}")
 
     def _log_curve(self, trial_id: str) -> None:
         """Draw the curves now, while the driver waits on other trials, when this driver saw

@@ -20,6 +20,7 @@ from tune.checks import (
     probe_tracking_store,
 )
 from tune.config import SearchConfig, dump_search_config
+from tune.disk_full import watch_for_full_disk
 from tune.errors import BadInput, DriverError, ExitCode, Locked, SearchConfigError
 from tune.lock import experiment_lock, is_locked
 from tune.logs import get_logger
@@ -198,28 +199,38 @@ def drive_locked(
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # The MLflow store (a new SQLite store builds its tables: seconds) and the parent run are
     # made on a thread while Ray starts on this one; `fit` waits for them before any trial.
-    with ThreadPoolExecutor(2, thread_name_prefix="open-runs") as pool:
-        opening = pool.submit(open_runs, cfg, inputs)
-        pool.submit(warm_up_search_end)  # the end's one-off imports and export start, meanwhile
+    with watch_for_full_disk(cfg.name, experiment_path(cfg.storage_path, cfg.name)) as watch:
+        with ThreadPoolExecutor(2, thread_name_prefix="open-runs") as pool:
+            opening = pool.submit(open_runs, cfg, inputs)
+            pool.submit(warm_up_search_end)  # the end's one-off imports and export, meanwhile
 
-        def tracker_ready() -> Tracker:
-            tracker = opening.result()  # exit 2 or 3 here when the store failed
-            if attempt is not None:
-                attempt.commit()  # the start has passed its checks
-            return tracker
+            def tracker_ready() -> Tracker:
+                tracker = opening.result()  # exit 2 or 3 here when the store failed
+                if attempt is not None:
+                    attempt.commit()  # the start has passed its checks
+                return tracker
 
+            try:
+                outcome = fit(cfg, address, tracker_ready, restore, retry_errored, warm)
+            except BaseException as exc:
+                if opening.exception() is None:  # waits; a store that failed has nothing open
+                    discard = attempt is not None and not attempt.committed
+                    abandon_runs(opening.result(), discard)
+                # Ray's end on a full disk (its state or a trial's error unsaved) is the stop.
+                if watch.found is not None or watch.notice(exc):
+                    watch.keep_state()
+                    raise watch.error() from None
+                raise
+        tracker = opening.result()
         try:
-            outcome = fit(cfg, address, tracker_ready, restore, retry_errored, warm)
-        except BaseException:
-            if opening.exception() is None:  # waits; a store that failed has nothing open
-                discard = attempt is not None and not attempt.committed
-                abandon_runs(opening.result(), discard)
-            raise
-    tracker = opening.result()
-    try:
-        return finish(tracker, cfg, outcome, start)
-    finally:
-        outcome.wait_for_ray()
+            summary = finish(tracker, cfg, outcome, start)
+        finally:
+            outcome.wait_for_ray()
+        if watch.found is not None:  # its state on disk may lag: resume, never call it done
+            watch.keep_state()
+            summary.interrupted = True
+            log.error(str(watch.error()))
+        return summary
 
 
 def prepare_warm_start(cfg: SearchConfig) -> Any:

@@ -51,6 +51,11 @@ class RunMap:
 
     def save(self, path: str) -> None:
         tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(asdict(self), f, indent=1)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(asdict(self), f, indent=1)
+        except OSError:  # a full disk: the old map stays whole, the partial copy goes
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
         os.replace(tmp, path)  # atomic: a crash leaves the old map or the new one

@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any
 
+from tune import disk_full
 from tune.conventions import NOTE, git_commit, source_tags
 from tune.errors import BadInput, DriverError
 from tune.logs import get_logger
@@ -197,12 +198,18 @@ class Tracker:
             for trial in self.runs.trials.values():
                 if trial.run_id == placeholder:
                     trial.run_id = run_id
-            self.runs.save(self.map_path)
+        self.save_runs()
 
     def save_runs(self) -> None:
+        """Save the run map; on a full disk the map stays in memory (the search is stopped,
+        `tune.disk_full`) and the next save, or a resume's reconcile, catches up."""
         assert self.runs is not None
         with self.lock:
-            self.runs.save(self.map_path)
+            try:
+                self.runs.save(self.map_path)
+            except OSError as exc:
+                if not disk_full.notice(exc, "the MLflow run map"):
+                    raise
 
     def send_in_background(self) -> None:
         """From now on (while trials run) a thread of the outbox sends every write: a trial's

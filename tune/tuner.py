@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tune import disk_full
 from tune.config import SearchConfig
 from tune.errors import Unreachable
 from tune.logs import get_logger, third_party_level
-from tune.paths import experiment_path
+from tune.paths import experiment_path, is_remote
 from tune.summary import TrialRecord
 from tune.tracking import Tracker
 
@@ -150,8 +151,13 @@ def restore_tuner(cfg: SearchConfig, callbacks: list[Any], retry_errored: bool) 
     """
     from ray import tune
 
+    path = experiment_path(cfg.storage_path, cfg.name)
+    if not is_remote(cfg.storage_path):
+        disk_full.restore_kept_state(cfg.name, path)
+        if not retry_errored:
+            retry_errored = retry_full_disk_trials(path)
     tuner = tune.Tuner.restore(
-        experiment_path(cfg.storage_path, cfg.name),
+        path,
         trainable=make_trainable(cfg),
         resume_unfinished=True,
         resume_errored=retry_errored,
@@ -160,6 +166,25 @@ def restore_tuner(cfg: SearchConfig, callbacks: list[Any], retry_errored: bool) 
     # driver's tracker and stderr. Ray offers no public setter for them on restore.
     tuner._local_tuner._run_config.callbacks = callbacks
     return tuner
+
+
+def retry_full_disk_trials(path: str) -> bool:
+    """Whether a resume continues the errored trials: yes when each failed on a full disk (a
+    search stopped by `tune.disk_full` with max_failures spent). Ray resumes errored trials
+    all or none, so a genuine failure among them keeps them all errored, with a warning."""
+    full, other = disk_full.errored_trials(path)
+    if not full:
+        return False
+    if other:
+        log.warning(
+            f"trials {', '.join(full)} failed on a full disk, beside trials that failed for "
+            "other reasons; `cnn-tune resume NAME --retry-errored` continues all of them"
+        )
+        return False
+    log.info(
+        f"continuing trials {', '.join(full)} from their checkpoints: they failed on a full disk"
+    )
+    return True
 
 
 def restore_stopper(cfg: SearchConfig, tuner: Any, tracker: Tracker) -> Any:
@@ -286,7 +311,8 @@ def fit(
                     callbacks.insert(0, FinishedTrials(stopper))
                     mlflow_cb.stopper = stopper
                 started = time.monotonic()
-                results = tuner.fit()
+                with disk_full.armed():  # a full disk stops the fit as SIGINT does
+                    results = tuner.fit()
                 outcome = outcome_from(results)
                 outcome.fit_seconds = time.monotonic() - started
                 outcome.search_stop = stopper.fired if stopper is not None else None

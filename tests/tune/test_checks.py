@@ -135,3 +135,11 @@ def test_tracking_server_must_answer():
     with pytest.raises(Unreachable, match="cannot reach the MLflow tracking server"):
         probe_tracking_store(f"http://127.0.0.1:{closed_port()}")
     probe_tracking_store("sqlite:////nowhere/mlruns.db")  # opened in process, nothing to probe
+
+
+def test_report_html_on_a_read_only_filesystem_is_refused(tmp_path, read_only):
+    from tune.commands.store import check_html_path
+
+    with pytest.raises(BadInput, match=r"^--html .*ro \(the folder of r.html\) is not writable"):
+        check_html_path(str(read_only / "r.html"))
+    check_html_path(str(tmp_path / "r.html"))
