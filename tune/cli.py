@@ -15,7 +15,7 @@ from importlib import metadata
 from typing import NoReturn
 
 from tune.commands import experiments, search, store, trial
-from tune.errors import DriverError, ExitCode
+from tune.errors import DriverError, ExitCode, one_line
 from tune.logs import get_logger, setup_logging
 
 log = get_logger()
@@ -83,13 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
-        print(str(exc), file=sys.stderr)
+        print(one_line(str(exc)), file=sys.stderr)
         return ExitCode.BAD_INPUT
     setup_logging(args.verbosity)
     try:
         return int(args.func(args))
     except DriverError as exc:
-        log.error(str(exc))
+        log.error(one_line(str(exc)))  # one line, whatever a value in it held
         return int(exc.exit_code)
 
 

@@ -59,6 +59,15 @@ class SearchConfigError(BadInput, ValueError):
         return (type(self), (self.key, self.problem))
 
 
+def one_line(text: str) -> str:
+    """An error as one line: control characters a value brought in (a key with a newline,
+    a carriage return) are shown escaped, as `repr` would, so the line stays whole."""
+    return (
+        "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+        or "(no message)"
+    )
+
+
 def describe_kind(value: Any) -> str:
     """'a mapping', 'a list', 'an int', 'nothing': how a message names a value of the wrong kind."""
     if value is None:

@@ -46,3 +46,18 @@ def test_describe_kind():
         "an int",
         "a str",
     ]
+
+
+def test_an_error_with_control_characters_is_one_line(tmp_path, capsys):
+    """Found by the config fuzzer: a key holding a newline or a carriage return split the
+    error across lines."""
+    from tune.cli import main
+    from tune.errors import one_line
+
+    assert one_line("a\nb\rc\td é") == "a\\nb\\rc\\td é"
+    (tmp_path / "s.yaml").write_text(
+        'name: x\ndataset: mnist5k\nspace: {lr: [0.1]}\n"\\nt\\r": 1\n'
+    )
+    assert main(["validate", str(tmp_path / "s.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "unknown key" in err
