@@ -10,11 +10,12 @@ Ray's complete histories (which survive a driver restart): a resumed search gets
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -131,9 +132,8 @@ def log_model(
     example = splits.val_x[:EXAMPLE_IMAGES].float().numpy() / 255.0  # (2, C, H, W) in [0, 1]
     with torch.no_grad():
         signature = infer_signature(example, export(torch.from_numpy(example)).numpy())
-    mlflow.set_tracking_uri(tracker.tracking_uri)
     status = tracker.client.get_run(run_id).info.status
-    with mlflow.start_run(run_id=run_id):
+    with fluent_store(tracker.tracking_uri), mlflow.start_run(run_id=run_id):
         info = mlflow.pytorch.log_model(
             export,
             name="model",
@@ -153,6 +153,21 @@ def log_model(
     if registered_model and version is not None:
         tag_model_version(tracker, registered_model, str(version))
     return time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def fluent_store(tracking_uri: str) -> Iterator[None]:
+    """MLflow's fluent API (log_model) on this store for the block only: `set_tracking_uri`
+    also sets MLFLOW_TRACKING_URI in the environment, which would send a later search in the
+    same process (`main()` called twice) to this one's store."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)  # None unsets the variable and MLflow's global
 
 
 def tag_model_version(tracker: Tracker, name: str, version: str) -> None:

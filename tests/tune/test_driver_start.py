@@ -125,6 +125,9 @@ def test_an_unusable_store_leaves_nothing_and_keeps_an_overwritten_search(
     capsys.readouterr()
 
     assert main(fresh) == 0  # the same command, corrected: not refused as "already exists"
+    # Logging the model went through MLflow's fluent API, which sets MLFLOW_TRACKING_URI: a
+    # later search in this process must not inherit this one's store.
+    assert "MLFLOW_TRACKING_URI" not in os.environ
     runs = MlflowClient(f"sqlite:///{tmp_path / 'mlruns.db'}").search_runs(
         [
             e.experiment_id
