@@ -93,7 +93,7 @@ SMOKE = {
 }
 THRESHOLDS = (0.90, 0.93, 0.94)  # validation accuracies to report the time to
 # configs/cifar10.yaml's search, for the estimate: 32 trials of up to 15 epochs under ASHA with
-# tune/space.py's grace period 1 and reduction factor 2 (rungs at 1, 2, 4 and 8 epochs).
+# tune/config/space.py's grace period 1 and reduction factor 2 (rungs at 1, 2, 4 and 8 epochs).
 SEARCH_TRIALS, ASHA_GRACE, ASHA_REDUCTION = 32, 1, 2
 POLL_S = 0.01  # seconds between checks of the start signal
 

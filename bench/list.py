@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any folder
 from bench.common import load, machine, out_dir, result  # noqa: E402
-from tune.config import SearchConfig, dump_search_config  # noqa: E402
+from tune.config.schema import SearchConfig, dump_search_config  # noqa: E402
+from tune.config.space import Choice  # noqa: E402
 from tune.lock import experiment_lock  # noqa: E402
 from tune.paths import saved_config_path, state_dir  # noqa: E402
-from tune.run_map import RUN_MAP_FILE, RunMap, TrialRun  # noqa: E402
-from tune.space import Choice  # noqa: E402
+from tune.tracking import RUN_MAP_FILE, RunMap, TrialRun  # noqa: E402
 
 TRIALS = 16  # per experiment's run map
 REPEATS = 5
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiments", type=int, default=100)
     parser.add_argument("--out", help="keep the experiments here (default: temp)")
     args = parser.parse_args(argv)
-    from tune.experiments import list_experiments
+    from tune.commands.folders import list_experiments
 
     print(f"machine: {machine()}")
     with out_dir(args.out) as out:

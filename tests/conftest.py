@@ -31,3 +31,67 @@ def _fresh_logging():
         logger.removeHandler(handler)
     logger.setLevel(logging.NOTSET)
     logger.propagate = True
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    return uri, str(folder)
+
+
+@pytest.fixture(scope="session")
+def shared_uri(tmp_path_factory):
+    """One SQLite store for the tests that each use an experiment of their own: creating a
+    store's tables costs ~2 s."""
+    return f"sqlite:///{tmp_path_factory.mktemp('shared-store') / 'mlruns.db'}"
+
+
+@pytest.fixture
+def shared_store(shared_uri, tmp_path, request):
+    """(uri, state folder, a fresh experiment name) on the shared store."""
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    return shared_uri, str(folder), f"e-{request.node.name}"
+
+
+@pytest.fixture(scope="session")
+def shared_head(tmp_path_factory):
+    """One real Ray head (2 CPUs, `ray start --head`, its dashboard and job server on
+    127.0.0.1) for every in-process search and every `ray job submit` of the session:
+    {"address", "dashboard"}. Its address goes to each search as `--address`, so none pays
+    Ray's start.
+
+    Its workers get the session's cache and state folders from the head's environment (they do
+    not see the test process's). Each search's driver disconnects when it ends; the next test
+    checks that none stayed connected."""
+    from tests.ray_nodes import start_head, stop_nodes
+
+    base = tmp_path_factory.getbasetemp()
+    temp = tmp_path_factory.mktemp("shared-ray")
+    worker_env = {
+        "CNN_TUNE_CACHE": str(base / "cnn-tune-cache"),
+        "XDG_STATE_HOME": str(base / "xdg-state"),
+    }
+    head = start_head(temp, 2, "head_node", extra_env=worker_env)
+    try:
+        yield head
+    finally:
+        stop_nodes(temp)
+
+
+@pytest.fixture(scope="session")
+def shared_ray(shared_head):
+    """The shared head's address."""
+    return shared_head["address"]
+
+
+@pytest.fixture
+def ray_address(shared_ray):
+    """The session's Ray, with no driver left connected by an earlier test."""
+    import ray
+
+    assert not ray.is_initialized(), "an earlier in-process search left Ray connected"
+    yield shared_ray
+    assert not ray.is_initialized(), "the search did not disconnect from Ray"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tune.parse import load_search_config
+from tune.config.parse import load_search_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

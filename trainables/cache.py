@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 
 from trainables import shared_cache
 from trainables.datasets import DATASETS, BuildRequest, Decoded, make_request
+from trainables.files import atomic_write, replaced_atomically, sha256_file, sha256_of
 
 log = logging.getLogger("cnn_tune.cache")
 
@@ -117,7 +117,7 @@ def _read_cache(path: str) -> Decoded | None:
         # Hashed in chunks and loaded from the same open file: the file's bytes are never held
         # in memory beside the tensors (the memory check in `datasets` counts on that).
         with open(path, "rb") as f:
-            if _sha256(f) != expected:
+            if sha256_of(f) != expected:
                 raise ValueError("checksum mismatch")
             f.seek(0)
             state = torch.load(f, map_location="cpu", weights_only=True)
@@ -129,57 +129,22 @@ def _read_cache(path: str) -> Decoded | None:
         return None
 
 
-CHUNK = 1 << 20  # bytes read at a time while hashing
-
-
-def _sha256(f: Any) -> str:
-    digest = hashlib.sha256()
-    for chunk in iter(lambda: f.read(CHUNK), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _temporary_beside(path: str) -> str:
-    fd, tmp = tempfile.mkstemp(
-        dir=os.path.dirname(path), prefix=os.path.basename(path) + ".", suffix=".tmp"
-    )
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes it 0600; other readers on the node need it too
-    return tmp
-
-
 def _write_atomic(path: str, data: bytes) -> None:
-    """Readers see either no file or a whole one, never a partial write."""
-    tmp = _temporary_beside(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Readers see either no file or a whole one, never a partial write (0o644: other readers
+    on the node need it too)."""
+    with atomic_write(path, binary=True, durable=True) as f:
+        f.write(data)
 
 
 def _write_cache(path: str, decoded: Decoded) -> None:
     """Write the arrays and their SHA-256, each atomically (checksum first: a file without one
     is rebuilt). The arrays are saved straight to disk, never serialized in memory."""
-    tmp = _temporary_beside(path)
-    try:
+    with replaced_atomically(path) as tmp:
         with open(tmp, "wb") as f:
             torch.save(_to_state(decoded), f)
             f.flush()
             os.fsync(f.fileno())
-        with open(tmp, "rb") as f:
-            digest = _sha256(f)
-        _write_atomic(path + CHECKSUM_SUFFIX, digest.encode() + b"\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        _write_atomic(path + CHECKSUM_SUFFIX, sha256_file(tmp).encode() + b"\n")
 
 
 def _from_same_source(path: str, source: str | None) -> bool:

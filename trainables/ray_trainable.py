@@ -17,7 +17,7 @@ import torch
 from trainables.config import TrialConfig
 from trainables.data import dataset_from_config
 from trainables.loop import choose_device, train
-from trainables.usage import UsageMeter
+from trainables.resource_meter import UsageMeter
 
 CHECKPOINT_FILE = "checkpoint.pt"
 

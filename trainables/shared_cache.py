@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from typing import Any
+
+from trainables.files import atomic_write
 
 log = logging.getLogger("cnn_tune.cache")
 
@@ -83,14 +84,6 @@ def upload(local_path: str, shared: str, suffixes: tuple[str, ...]) -> None:
 def _copy_down(filesystem: Any, remote: str, local: str) -> None:
     folder = os.path.dirname(local)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(local) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as dst, filesystem.open_input_stream(remote) as src:
-            while chunk := src.read(CHUNK):
-                dst.write(chunk)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, local)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(local, binary=True) as dst, filesystem.open_input_stream(remote) as src:
+        while chunk := src.read(CHUNK):
+            dst.write(chunk)

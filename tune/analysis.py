@@ -11,15 +11,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from tune.space import Choice, Domain, LogUniform, Uniform
+from tune.config.space import Choice, Domain, LogUniform, Uniform
+from tune.metrics import is_finite_number
 
 MIN_TRIALS_FOR_IMPORTANCE = 6  # fewer trials than this give a forest nothing to split on
 IMPORTANCE_SEED = 0  # fANOVA's random forest: the same trials give the same importances
-
-
-def is_finite_number(value: Any) -> bool:
-    """A real, finite metric value (a bool, NaN or inf is not)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def to_distribution(domain: Domain) -> Any:

@@ -10,12 +10,12 @@ import os
 import socket
 import tempfile
 
-from tune.config import SearchConfig
+from tune.config.schema import SearchConfig
+from tune.config.space import domain_values
 from tune.errors import BadInput, Unreachable
 from tune.logs import get_logger
 from tune.machine import usable_cpus, usable_gpus
 from tune.paths import is_remote, sqlite_file
-from tune.space import domain_values
 
 log = get_logger("checks")
 
@@ -174,6 +174,6 @@ def probe_address(address: str) -> None:
 
 def probe_tracking_store(tracking_uri: str) -> None:
     """Fail fast (exit 3) when an http(s) tracking server does not answer."""
-    from tune.store import probe_tracking
+    from tune.tracking import probe_tracking
 
     probe_tracking(tracking_uri)

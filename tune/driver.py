@@ -1,7 +1,11 @@
-"""The run and resume rules of a search, walked in order: check, lock, track, fit, summarize.
+"""The walk of one search: preflight, lock, open the runs, fit, end.
 
-Checks run cheapest first and all before anything is created, so bad input never leaves a
-half-made experiment behind. The Ray side is `tune.tuner`, the MLflow side `tune.runs`.
+`run_search` and `resume_search` decide what to drive (a new search, a resume, an overwrite);
+`drive` checks it all first (`tune.preflight`: nothing is created before every check passed),
+takes the experiment's lock and stages the attempt (`tune.attempt` undoes a failed start);
+`drive_locked` opens the MLflow runs while Ray starts, fits (`tune.fit.tuner`), and
+`end_search` decides the end once (`tune.outcomes.decide_end`), builds the summary whole and
+closes the runs (`tune.tracking.runs`).
 """
 
 from __future__ import annotations
@@ -9,35 +13,22 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from tune.attempt import StartAttempt
-from tune.checks import (
-    check_batch_size,
-    check_local_resources,
-    check_paths,
-    probe_address,
-    probe_tracking_store,
-)
-from tune.config import SearchConfig, dump_search_config
+from tune.config.schema import SearchConfig, dump_search_config
 from tune.disk_full import watch_for_full_disk
 from tune.errors import BadInput, DriverError, ExitCode, Locked, SearchConfigError
 from tune.lock import experiment_lock, is_locked
 from tune.logs import get_logger
-from tune.paths import (
-    CONFIG_FILE,
-    experiment_path,
-    is_remote,
-    locate_experiment,
-    saved_config_path,
-    sqlite_file,
-)
-from tune.staging import stage_data
+from tune.paths import CONFIG_FILE, experiment_path, is_remote, locate_experiment, saved_config_path
+from tune.preflight import StartPlan, preflight
 from tune.summary import Summary, summarize
 
 if TYPE_CHECKING:  # the driver imports Ray's and MLflow's sides only when a search runs
+    from tune.outcomes import FitOutcome
     from tune.tracking import Tracker
-    from tune.tuner import FitOutcome
 
 # What `run` does when the experiment folder already exists.
 IF_EXISTS = ("refuse", "resume", "overwrite")
@@ -100,7 +91,7 @@ def experiment_exists(cfg: SearchConfig) -> bool:
 
 def load_saved_config(storage_path: str, name: str) -> SearchConfig:
     """The resolved config a search saved when it started."""
-    from tune.parse import load_search_config
+    from tune.config.parse import load_search_config
 
     path = os.path.join(locate_experiment(storage_path, name), CONFIG_FILE)
     if not os.path.exists(path):
@@ -124,49 +115,18 @@ def drive(
     as it found it (`tune.attempt.StartAttempt`); with `overwrite`, the old experiment is
     replaced only once the new start has passed them.
     """
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    folder = locate_experiment(cfg.storage_path, cfg.name, "name")
-    check_paths(cfg)
-    warn_if_job_paths_are_temporary(cfg)
-    if address:
-        probe_address(address)
-    else:
-        check_local_resources(cfg)
-    staged = stage_data(cfg)
-    check_batch_size(cfg, staged.train_images)
+    plan = preflight(cfg, address, restore)  # exit 2 or 3 here: nothing was made
+    quiet_the_mlflow_client()
+    attempt = StartAttempt(plan.folder)  # what is there before the lock makes anything
     try:
-        warm = prepare_warm_start(cfg)  # an unknown earlier search: exit 2, before anything
-    except BadInput as exc:
-        if not restore:
-            raise
-        # A restore keeps its searcher's own state; the earlier searches only size the plan.
-        log.warning(f"{exc}; resuming without it")
-        warm = None
-    probe_tracking_store(cfg.mlflow.tracking_uri)
-    # MLflow's client retries an unreachable server for minutes; the outbox retries instead.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    # MLflow prints run URLs, password included when the URI has one; we print our own.
-    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
-
-    attempt = StartAttempt(folder)  # what is there before the lock makes anything
-    try:
-        with experiment_lock(folder, cfg.name):
+        with experiment_lock(plan.folder, cfg.name):
             try:
                 if overwrite:
-                    attempt.set_aside()
-                    if is_remote(cfg.storage_path):
-                        log.warning(
-                            f"--overwrite does not delete "
-                            f"{experiment_path(cfg.storage_path, cfg.name)}; Ray starts a new "
-                            "experiment there"
-                        )
-                saved = os.path.join(folder, CONFIG_FILE)
+                    set_aside_the_old_search(cfg, attempt)
+                saved = os.path.join(plan.folder, CONFIG_FILE)
                 if not restore or not os.path.exists(saved):
                     dump_search_config(cfg, saved)  # owner-only from its creation: it has the URI
-                return drive_locked(
-                    cfg, address, restore, retry_errored, staged.inputs, warm, attempt
-                )
+                return drive_locked(plan, retry_errored, attempt)
             except DriverError as exc:
                 if exc.exit_code in FAILED_START and not attempt.committed:
                     attempt.undo()
@@ -175,24 +135,37 @@ def drive(
         attempt.remove_lock_files()  # only after an undo, once the lock is released
 
 
-def drive_locked(
-    cfg: SearchConfig,
-    address: str | None,
-    restore: bool,
-    retry_errored: bool,
-    inputs: list[dict] | None = None,
-    warm: Any = None,
-    attempt: StartAttempt | None = None,
-) -> Summary:
-    """Open the runs, fit, summarize and close the runs; the experiment lock is held.
+def quiet_the_mlflow_client() -> None:
+    """MLflow's client retries an unreachable server for minutes; the outbox retries instead.
+    And it prints run URLs, password included when the URI has one; we print our own."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
-    `inputs`: the staged dataset's splits, logged as MLflow dataset inputs (`tune.staging`).
+
+def set_aside_the_old_search(cfg: SearchConfig, attempt: StartAttempt) -> None:
+    """--overwrite: the old experiment moves aside until the new start has passed its checks."""
+    attempt.set_aside()
+    if is_remote(cfg.storage_path):
+        log.warning(
+            f"--overwrite does not delete {experiment_path(cfg.storage_path, cfg.name)}; Ray "
+            "starts a new experiment there"
+        )
+
+
+def drive_locked(
+    plan: StartPlan, retry_errored: bool = False, attempt: StartAttempt | None = None
+) -> Summary:
+    """Open the runs, fit, and end the search; the experiment lock is held.
+
     `attempt` is committed once the store has answered and Ray is up: the last check before
     the Tuner writes anything.
     """
-    from tune.runs import abandon_runs, open_runs
-    from tune.tuner import fit
+    from tune.fit.callbacks import MlflowTrialCallback
+    from tune.fit.tuner import fit
+    from tune.tracking import abandon_runs, open_runs
 
+    cfg = plan.cfg
     start = time.monotonic()
     # Forced experiment snapshots after each checkpoint are what makes a resume exact; short
     # epochs trigger Ray's warning about their frequency, which says nothing useful here.
@@ -201,71 +174,60 @@ def drive_locked(
     # made on a thread while Ray starts on this one; `fit` waits for them before any trial.
     with watch_for_full_disk(cfg.name, experiment_path(cfg.storage_path, cfg.name)) as watch:
         with ThreadPoolExecutor(2, thread_name_prefix="open-runs") as pool:
-            opening = pool.submit(open_runs, cfg, inputs)
+            opening = pool.submit(open_runs, cfg, plan.inputs)
             pool.submit(warm_up_search_end)  # the end's one-off imports and export, meanwhile
 
-            def tracker_ready() -> Tracker:
+            def trial_callback() -> MlflowTrialCallback:
                 tracker = opening.result()  # exit 2 or 3 here when the store failed
                 if attempt is not None:
                     attempt.commit()  # the start has passed its checks
-                return tracker
+                return MlflowTrialCallback(tracker, cfg.epochs, cfg.search.time_budget_s)
 
             try:
-                outcome = fit(cfg, address, tracker_ready, restore, retry_errored, warm)
+                outcome = fit(
+                    cfg, plan.address, trial_callback, plan.restore, retry_errored, plan.warm
+                )
             except BaseException as exc:
                 if opening.exception() is None:  # waits; a store that failed has nothing open
                     discard = attempt is not None and not attempt.committed
-                    abandon_runs(opening.result(), discard)
+                    try:
+                        abandon_runs(opening.result(), discard)
+                    except OSError as err:  # the disk filled under Ray: closing hit it too
+                        if not watch.notice(err, "closing the runs"):
+                            raise
                 # Ray's end on a full disk (its state or a trial's error unsaved) is the stop.
                 if watch.found is not None or watch.notice(exc):
                     watch.keep_state()
                     raise watch.error() from None
                 raise
-        tracker = opening.result()
+        # A full disk that Ray survived: its state on disk may lag, so resume, never call it done.
         try:
-            summary = finish(tracker, cfg, outcome, start)
+            summary = end_search(opening.result(), cfg, outcome, start, watch.found is not None)
         finally:
             outcome.wait_for_ray()
-        if watch.found is not None:  # its state on disk may lag: resume, never call it done
+        if watch.found is not None:
+            if not summary.interrupted:  # the disk filled while the end was being saved
+                summary = replace(summary, interrupted=True)
             watch.keep_state()
-            summary.interrupted = True
             log.error(str(watch.error()))
         return summary
 
 
-def prepare_warm_start(cfg: SearchConfig) -> Any:
-    """The earlier trials of `search.warm_start` and, for random and grid, the new trials
-    (none evaluated before); None without a warm start.
-
-    Raises:
-        BadInput (exit 2): an earlier search that does not exist, or a space left with no
-            config that was not evaluated.
-    """
-    from tune.warm_start import load_warm_start, new_points
-
-    warm = load_warm_start(cfg)
-    if warm is not None and cfg.search.algorithm != "optuna":
-        warm.new = new_points(cfg, warm)
-        if not warm.new:
-            raise BadInput(
-                f"search.warm_start: every config of the space was evaluated by "
-                f"{', '.join(warm.sources)}; nothing is left to search"
-            )
-    return warm
-
-
 def warm_up_search_end() -> None:
-    # Imported here, on the pool's thread: `tune.artifacts` brings matplotlib.
-    from tune.artifacts import warm_up_search_end
+    # Imported here, on the pool's thread: `tune.tracking.artifacts` brings matplotlib.
+    from tune.tracking import warm_up_search_end
 
     warm_up_search_end()
 
 
-def finish(tracker: Tracker, cfg: SearchConfig, outcome: FitOutcome, start: float) -> Summary:
-    """Settle the runs with Ray's outcome, summarize, and log the end of the search."""
-    from tune.runs import close_runs, settle_runs
+def end_search(
+    tracker: Tracker, cfg: SearchConfig, outcome: FitOutcome, start: float, disk_full: bool
+) -> Summary:
+    """Decide how the search ended (`tune.outcomes.decide_end`, through `settle_runs`), build
+    its summary, and close its runs to match: the one end of every search."""
+    from tune.tracking import close_runs, settle_runs
 
-    interrupted, stopped_by = settle_runs(tracker, cfg, outcome)
+    end = settle_runs(tracker, cfg, outcome, disk_full)
     summary = summarize(
         outcome.records,
         name=cfg.name,
@@ -276,34 +238,16 @@ def finish(tracker: Tracker, cfg: SearchConfig, outcome: FitOutcome, start: floa
         wall_seconds=time.monotonic() - start,
         storage_path=cfg.storage_path,
         experiment_path=experiment_path(cfg.storage_path, cfg.name),
+        interrupted=end.interrupted,
+        stopped_by=end.stopped_by,
     )
-    summary.interrupted, summary.stopped_by = interrupted, stopped_by
-    close_runs(tracker, cfg, summary, outcome)
+    summary = replace(summary, mlflow=close_runs(tracker, cfg, summary, outcome))
     if summary.interrupted:
         log.info(
             f"search {cfg.name!r} interrupted; its state is saved: "
             f"cnn-tune resume {cfg.name} --storage-path {cfg.storage_path}"
         )
     return summary
-
-
-def warn_if_job_paths_are_temporary(cfg: SearchConfig) -> None:
-    """Under `ray job submit` the command runs in a temporary copy of the working directory:
-    results and a SQLite store kept there are lost with it, and a rerun could not resume."""
-    if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:  # set by Ray for job entrypoints
-        return
-    here = os.getcwd()
-    paths = {
-        "storage_path": cfg.storage_path,
-        "mlflow.tracking_uri": sqlite_file(cfg.mlflow.tracking_uri) or "",
-    }
-    for key, path in paths.items():
-        if os.path.isabs(path) and os.path.commonpath([here, path]) == here:
-            log.warning(
-                f"{key} {path} is inside this job's temporary working directory; pass an "
-                f"absolute shared location (--set {key}=/shared/...) so results survive the "
-                "job and a rerun can resume"
-            )
 
 
 __all__ = ["run_search", "resume_search", "IF_EXISTS"]

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from tune.config import NotifySettings
+from tune.config.schema import NotifySettings
 from tune.errors import ExitCode
 from tune.logs import get_logger
 from tune.paths import redact_webhook

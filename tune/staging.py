@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tune.config import SearchConfig
+from tune.config.schema import SearchConfig
 from tune.errors import BadInput
 from tune.logs import get_logger
 
@@ -60,13 +60,9 @@ def cache_digest(path: str) -> str:
     except OSError:
         digest = ""
     if len(digest) != 64:
-        import hashlib
+        from trainables.files import sha256_file
 
-        sha = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                sha.update(chunk)
-        digest = sha.hexdigest()
+        digest = sha256_file(path)
     return digest[:DIGEST_CHARS]
 
 

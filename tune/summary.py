@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tune.errors import ExitCode
+from tune.metrics import better, is_finite_number
 from tune.outcomes import (
     CUT,
     FAILED,
@@ -19,19 +20,9 @@ from tune.outcomes import (
     PLATEAU,
     STOPPED_EARLY,
     TARGET,
+    TrialRecord,
     outcome,
 )
-
-
-@dataclass
-class TrialRecord:
-    """One trial as the summary needs it."""
-
-    trial_id: str
-    config: dict[str, Any]  # the trial's full resolved config
-    metrics: dict[str, Any]  # its last reported metrics ({} when it never reported)
-    error: str | None = None  # last line of the error, when it failed
-    reason: str | None = None  # the stop reason recorded when it ended (tune.outcomes)
 
 
 def classify(record: TrialRecord, epochs: int) -> str:
@@ -110,6 +101,8 @@ def summarize(
     storage_path: str,
     experiment_path: str,
     mlflow: dict[str, Any] | None = None,
+    interrupted: bool = False,
+    stopped_by: str | None = None,
 ) -> Summary:
     """Classify every trial and pick the best by `metric` at its last reported epoch.
 
@@ -125,6 +118,8 @@ def summarize(
         storage_path=storage_path,
         experiment_path=experiment_path,
         mlflow=mlflow or {"tracking_uri": None, "experiment_id": None, "parent_run_id": None},
+        interrupted=interrupted,
+        stopped_by=stopped_by,
     )
     summary.counts = {k: 0 for k in OUTCOMES}
     best_record, best_value = None, None
@@ -145,11 +140,8 @@ def summarize(
             }
         )
         value = m.get(metric)
-        if ended in (FINISHED, STOPPED_EARLY, CUT) and _is_number(value):
-            better = best_value is None or (
-                value > best_value if mode == "max" else value < best_value
-            )
-            if better:
+        if ended in (FINISHED, STOPPED_EARLY, CUT) and is_finite_number(value):
+            if best_value is None or better(mode, value, best_value):
                 best_record, best_value = record, value
     if best_record is not None:
         summary.best = {
@@ -161,10 +153,6 @@ def summarize(
             "epochs": best_record.metrics.get("epoch"),
         }
     return summary
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def format_table(summary: Summary) -> str:

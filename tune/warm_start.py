@@ -9,6 +9,10 @@ stop reason is a normal end). Then:
   outside the new space, or from a search over other keys, are skipped and counted;
 - random and grid: no config already evaluated is proposed again. The project draws (random)
   or expands (grid) the new trials itself and hands them to Ray as `points_to_evaluate`.
+
+Which of the two a search gets is decided once, here (`seeds_the_searcher`); the rest of the
+code reads `WarmStart.new`: a list of exactly the trials to run, or None when the searcher
+proposes its own.
 """
 
 from __future__ import annotations
@@ -22,13 +26,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from tune.analysis import is_finite_number
-from tune.config import SearchConfig
+from tune.config.schema import SearchConfig
+from tune.config.space import Choice, Domain, LogUniform, Uniform
 from tune.errors import BadInput
 from tune.logs import get_logger
+from tune.metrics import is_finite_number
 from tune.outcomes import RUN_STATUS_OF_REASON
 from tune.paths import CONFIG_FILE, experiment_path, is_remote, locate_experiment, sqlite_file
-from tune.space import Choice, Domain, LogUniform, Uniform
 
 log = get_logger("search")
 
@@ -54,7 +58,13 @@ class WarmStart:
     evaluated: list[Earlier] = field(default_factory=list)  # same dataset, epochs, metric
     points: list[Earlier] = field(default_factory=list)  # of those: same keys, inside the space
     skipped: Counter = field(default_factory=Counter)  # why earlier trials were not used
-    new: list[dict[str, Any]] = field(default_factory=list)  # random, grid: every new trial
+    # random, grid: exactly the trials the new search runs; None: the searcher (optuna),
+    # seeded with `points`, proposes its own
+    new: list[dict[str, Any]] | None = None
+
+    def trial_count(self, planned: int) -> int:
+        """The trials the search runs: its new points, else the `planned` count of its config."""
+        return len(self.new) if self.new is not None else planned
 
     def describe(self) -> str:
         skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items()) or "none"
@@ -62,6 +72,40 @@ class WarmStart:
             f"warm start from {', '.join(self.sources)}: {len(self.evaluated)} earlier trials "
             f"used, skipped: {skipped}"
         )
+
+
+def seeds_the_searcher(algorithm: str) -> bool:
+    """Whether a warm start seeds the searcher with the earlier trials (optuna: TPE learns from
+    them) instead of fixing the new trials itself (random, grid: `new_points`)."""
+    return algorithm == "optuna"
+
+
+def plan_warm_start(cfg: SearchConfig, restore: bool = False) -> WarmStart | None:
+    """The earlier trials of `search.warm_start` and, unless they seed the searcher, the new
+    trials (none evaluated before); None without a warm start.
+
+    `restore`: a resumed search keeps its searcher's own state, so an earlier search that is
+    gone only warns (the plan is then None).
+
+    Raises:
+        BadInput (exit 2): an earlier search that does not exist, or a space left with no
+            config that was not evaluated.
+    """
+    try:
+        warm = load_warm_start(cfg)
+        if warm is not None and not seeds_the_searcher(cfg.search.algorithm):
+            warm.new = new_points(cfg, warm)
+            if not warm.new:
+                raise BadInput(
+                    f"search.warm_start: every config of the space was evaluated by "
+                    f"{', '.join(warm.sources)}; nothing is left to search"
+                )
+    except BadInput as exc:
+        if not restore:
+            raise
+        log.warning(f"{exc}; resuming without it")
+        return None
+    return warm
 
 
 def in_domain(value: Any, domain: Domain) -> bool:
@@ -146,7 +190,7 @@ def _from_folder(cfg: SearchConfig, name: str) -> tuple[dict, list] | None:
 
 def _from_mlflow(cfg: SearchConfig, name: str) -> tuple[dict, list]:
     """(setup, [(config, value)]) from the search's MLflow runs."""
-    from tune.report import ReportError, _param, read_search
+    from tune.tracking import ReportError, param_value, read_search
 
     uri = cfg.mlflow.tracking_uri
     missing = BadInput(
@@ -172,7 +216,7 @@ def _from_mlflow(cfg: SearchConfig, name: str) -> tuple[dict, list]:
         reason = run.data.tags.get("cnn_tune.stop_reason")
         value = run.data.metrics.get(setup["metric"])
         if RUN_STATUS_OF_REASON.get(reason or "") == "FINISHED" and is_finite_number(value):
-            trials.append(({k: _param(v) for k, v in run.data.params.items()}, float(value)))
+            trials.append(({k: param_value(v) for k, v in run.data.params.items()}, float(value)))
     return setup, trials
 
 

@@ -51,7 +51,7 @@ def test_arguments_are_checked():
 
 def test_the_config_is_pinned_and_valid(tmp_path):
     # bench/search.py keeps its own trial settings: a change to configs/demo.yaml moves no figure.
-    from tune.parse import load_search_config
+    from tune.config.parse import load_search_config
 
     search.search_command(tmp_path, trials=16, epochs=4, scheduler="fifo")
     cfg = load_search_config(str(tmp_path / "bench-search.yaml"))

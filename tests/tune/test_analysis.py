@@ -7,7 +7,7 @@ import random
 import pytest
 
 from tune.analysis import param_importance, pareto_front
-from tune.space import Choice, Fixed, LogUniform
+from tune.config.space import Choice, Fixed, LogUniform
 
 SPACE = {
     "activation": Choice(["relu", "tanh", "sigmoid"]),

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.tune.config_cases import space_with, with_changes
+from tests.config_cases import space_with, with_changes
 from tune.checks import (
     check_batch_size,
     check_folder,
@@ -18,8 +18,8 @@ from tune.checks import (
     probe_address,
     probe_tracking_store,
 )
+from tune.config.parse import parse_search_config
 from tune.errors import BadInput, Unreachable
-from tune.parse import parse_search_config
 
 
 def config(tmp_path, **changes):

@@ -1,9 +1,11 @@
-"""The `cnn-tune` console script: help, version, validate, train, and refusals before Ray starts."""
+"""The `cnn-tune` console script: help, version, validate, train, and refusals before Ray starts.
+
+Run in-process through `tune.cli.main` (`cli`) where the process is not the point; the version
+and the installed console script are checked as real processes."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,16 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "configs" / "demo.yaml"
-CLI = [sys.executable, "-m", "tune.cli"]
+from tests.helpers import DEMO, cnn_tune, cnn_tune_here
 
 
-def cnn_tune(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run(
-        [*CLI, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
-    )
+def cli(*args: str, cwd: Path | None = None, env: dict | None = None):
+    """`cnn-tune ARGS` in this process, in `cwd` (default: here, as a subprocess would be)."""
+    return cnn_tune_here(*args, cwd=cwd or Path.cwd(), env=env)
 
 
 def test_version():
@@ -34,7 +32,7 @@ def test_version():
     [[], ["run"], ["validate"], ["train"], ["resume"], ["report"], ["ui"], ["stage-data"]],
 )
 def test_help_on_every_command(command):
-    out = cnn_tune(*command, "--help")
+    out = cli(*command, "--help")
     assert out.returncode == 0
     assert "usage: cnn-tune" in out.stdout
     if command:  # every subcommand takes -q/--quiet and -v/--verbose
@@ -49,9 +47,7 @@ def test_console_script_is_installed():
 
 
 def test_validate_prints_resolved_config_and_trial_count(tmp_path):
-    out = cnn_tune(
-        "validate", str(DEMO), "--set", "epochs=2", "--set", "storage_path=rr", cwd=tmp_path
-    )
+    out = cli("validate", str(DEMO), "--set", "epochs=2", "--set", "storage_path=rr", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     resolved = yaml.safe_load(out.stdout)
     assert resolved["epochs"] == 2
@@ -72,7 +68,7 @@ def test_validate_prints_resolved_config_and_trial_count(tmp_path):
     ],
 )
 def test_validate_rejects_bad_input_in_one_line(args, words):
-    out = cnn_tune("validate", str(DEMO), *args)
+    out = cli("validate", str(DEMO), *args)
     assert out.returncode == 2
     assert out.stdout == ""
     lines = out.stderr.strip().splitlines()
@@ -82,7 +78,7 @@ def test_validate_rejects_bad_input_in_one_line(args, words):
 
 
 def test_unknown_flag_is_one_line_exit_2():
-    out = cnn_tune("run", str(DEMO), "--fast")
+    out = cli("run", str(DEMO), "--fast")
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1
     assert "--fast" in out.stderr
@@ -90,28 +86,28 @@ def test_unknown_flag_is_one_line_exit_2():
 
 def test_run_refuses_existing_experiment_before_ray(tmp_path):
     (tmp_path / "ray_results" / "demo-mnist5k").mkdir(parents=True)
-    out = cnn_tune("run", str(DEMO), cwd=tmp_path)
+    out = cli("run", str(DEMO), cwd=tmp_path)
     assert out.returncode == 2
     assert "already exists" in out.stderr
     assert out.stdout == ""
 
 
 def test_run_refuses_gpus_on_a_machine_without_them(tmp_path):
-    out = cnn_tune("run", str(DEMO), "--set", "resources.gpus_per_trial=0.5", cwd=tmp_path)
+    out = cli("run", str(DEMO), "--set", "resources.gpus_per_trial=0.5", cwd=tmp_path)
     assert out.returncode == 2
     assert "gpus_per_trial" in out.stderr and "no GPU" in out.stderr
     assert not (tmp_path / "ray_results").exists()
 
 
 def test_run_with_unreachable_cluster_exits_3(tmp_path):
-    out = cnn_tune("run", str(DEMO), "--address", "127.0.0.1:9", cwd=tmp_path, timeout=60)
+    out = cli("run", str(DEMO), "--address", "127.0.0.1:9", cwd=tmp_path)
     assert out.returncode == 3
     assert "cannot reach the Ray cluster" in out.stderr
     assert out.stdout == ""
 
 
 def test_train_json_is_the_only_stdout(tmp_path):
-    out = cnn_tune(
+    out = cli(
         "train",
         "--epochs",
         "1",
@@ -133,7 +129,7 @@ def test_train_json_is_the_only_stdout(tmp_path):
 
 
 def test_train_diverged_run_reports_it(tmp_path):
-    out = cnn_tune(
+    out = cli(
         "train",
         "--epochs",
         "3",
@@ -167,7 +163,7 @@ def test_train_diverged_run_reports_it(tmp_path):
     ],
 )
 def test_train_bad_input_is_one_line_exit_2(args, word):
-    out = cnn_tune("train", *args, "--json")
+    out = cli("train", *args, "--json")
     assert out.returncode == 2
     assert out.stdout == ""
     lines = out.stderr.strip().splitlines()
@@ -177,12 +173,12 @@ def test_train_bad_input_is_one_line_exit_2(args, word):
 
 def test_stage_data_decodes_once_into_the_cache(tmp_path):
     cache = tmp_path / "cache"
-    out = cnn_tune("stage-data", "mnist5k", "--cache-dir", str(cache))
+    out = cli("stage-data", "mnist5k", "--cache-dir", str(cache))
     assert out.returncode == 0, out.stderr
     assert "staged mnist5k: 4000 train / 500 val / 500 test images" in out.stderr
     files = sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock"))
     assert len(files) == 2 and files[1] == files[0] + ".sha256"
-    again = cnn_tune("stage-data", "mnist5k", "--cache-dir", str(cache))
+    again = cli("stage-data", "mnist5k", "--cache-dir", str(cache))
     assert again.returncode == 0 and "cached mnist5k" not in again.stderr  # read, not rebuilt
-    missing = cnn_tune("stage-data", "cifar10", "--data-root", str(tmp_path / "none"))
+    missing = cli("stage-data", "cifar10", "--data-root", str(tmp_path / "none"))
     assert missing.returncode == 2 and "--download" in missing.stderr

@@ -1,5 +1,6 @@
-"""tune.disk_full: a full disk mid-search stops the whole search like SIGTERM (exit 130, one
-line naming the filesystem), and a plain resume after space is freed finishes it."""
+"""tune.disk_full: a full disk is known by its errno or its text, through causes and contexts;
+the line names the filesystem and the path; the watch stops the fit once (the scenario, a real
+search filling a real tmpfs, is tests/scenarios/test_disk_full.py)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,12 @@ import errno
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 
-from tests.tune.test_cli import DEMO, cnn_tune
+from tests.disks import fill, tmpfs
 from tune import disk_full
 from tune.disk_full import FullDiskWatch, describe_full, is_disk_full, mount_point
-
-
-def tmpfs(folder: Path, size: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
-    return folder
 
 
 @pytest.fixture
@@ -34,17 +21,6 @@ def small_disk(tmp_path):
     folder = tmpfs(tmp_path / "small", "64k")
     yield folder
     subprocess.run(["umount", str(folder)], check=True)
-
-
-def fill(folder: Path) -> None:
-    with open(folder / "filler", "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"x" * 4096)
-                f.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    assert os.statvfs(folder).f_bavail == 0
 
 
 class FakeRayTaskError(Exception):
@@ -112,7 +88,7 @@ def test_a_watch_stops_only_while_the_fit_runs(monkeypatch, tmp_path):
 
 
 def test_the_run_map_on_a_full_disk_stays_whole(small_disk):
-    from tune.run_map import RunMap
+    from tune.tracking.run_map import RunMap
 
     path = str(small_disk / "cnn_tune_mlflow.json")
     RunMap("sqlite:///x.db", "1", "parent").save(path)
@@ -121,40 +97,5 @@ def test_the_run_map_on_a_full_disk_stays_whole(small_disk):
     with pytest.raises(OSError):
         big.save(path)
     assert RunMap.load(path).parent_run_id == "parent"  # the old map, not a cut one
-    assert not os.path.exists(path + ".tmp")
+    assert not list(small_disk.glob("*.tmp"))  # no partial copy beside it
     assert disk_full.notice(OSError(errno.ENOSPC, "x"))  # no search driven: only told
-
-
-@pytest.mark.ray
-@pytest.mark.slow
-@pytest.mark.parametrize("max_failures", [0, 1])
-def test_a_search_that_fills_its_disk_stops_then_resumes_to_the_end(tmp_path, max_failures):
-    storage = tmpfs(tmp_path / "rr", "400k")  # room for the first checkpoints only
-    try:
-        args = ["--set", "epochs=3", "--set", "search.num_samples=4", "--set", "trial.width=8",
-                "--set", "trial.max_train_images=400", "--set", f"storage_path={storage}",
-                "--set", f"search.max_failures={max_failures}"]  # fmt: skip
-        out = cnn_tune("run", str(DEMO), *args, cwd=tmp_path)
-        assert out.returncode == 130, out.stderr[-3000:]
-        assert "Traceback" not in out.stderr, out.stderr[-3000:]
-        errors = [line for line in out.stderr.splitlines() if line.startswith("cnn-tune: error")]
-        assert len(errors) == 1, out.stderr[-3000:]
-        assert f"the filesystem at {storage} (0 B free of 400.0 KiB) is full" in errors[0]
-        assert f"writing under {storage}/demo-mnist5k" in errors[0]
-        client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns.db'}")
-        ids = [e.experiment_id for e in client.search_experiments()]
-        runs = client.search_runs(ids)
-        assert runs and "RUNNING" not in {r.info.status for r in runs}
-        logged = sum(len(client.get_metric_history(r.info.run_id, "val_acc")) for r in runs)
-        assert logged >= 1  # what was logged before the disk filled stays
-
-        subprocess.run(["mount", "-o", "remount,size=64m", str(storage)], check=True)
-        out = cnn_tune("resume", "demo-mnist5k", "--storage-path", str(storage), cwd=tmp_path)
-        assert out.returncode == 0, out.stderr[-3000:]
-        runs = client.search_runs(ids)
-        assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 5
-        for run in runs:
-            steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
-            assert steps == sorted(set(steps)), (run.info.run_name, steps)  # none twice
-    finally:
-        subprocess.run(["umount", str(storage)], check=True)

@@ -1,107 +1,138 @@
-"""End to end on a real local Ray (2 CPUs): `cnn-tune run` as a user runs it."""
+"""tune.driver: a start that fails before its first trial leaves the storage as it found it,
+so the same command, corrected, runs; a held lock (exit 4) removes nothing at all."""
 
 from __future__ import annotations
 
-import json
+import os
+import socket
 from pathlib import Path
 
 import pytest
-import yaml
+from mlflow import MlflowClient
 
-from tests.tune.test_cli import DEMO, cnn_tune
+from tests.helpers import DEMO
+from tune.cli import main
+from tune.lock import LOCK_FILE, OWNER_FILE, experiment_lock
 from tune.paths import CONFIG_FILE
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+TINY = ["--set", "epochs=1", "--set", "search.num_samples=1", "--set", "trial.width=8",
+        "--set", "trial.max_train_images=200"]  # fmt: skip
+NAME = "demo-mnist5k"
 
-SMALL = ["--set", "epochs=2", "--set", "trial.max_train_images=600", "--set", "trial.width=8"]
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-def test_demo_search_end_to_end(tmp_path):
-    out = cnn_tune(
-        "run", str(DEMO), *SMALL, "--set", "search.num_samples=4", "--json", cwd=tmp_path
+def closed_server() -> str:
+    return f"http://127.0.0.1:{closed_port()}"
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """Every file below `folder` with its content: what a start must leave as it was."""
+    return {
+        str(p.relative_to(folder)): p.read_text(errors="replace")
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def old_experiment(storage: Path) -> Path:
+    """An earlier search's folder: saved config, run map and a trial's result."""
+    folder = storage / NAME
+    (folder / "trial_0").mkdir(parents=True)
+    (folder / CONFIG_FILE).write_text(DEMO.read_text())
+    (folder / "run_map.json").write_text('{"old": true}')
+    (folder / "trial_0" / "result.json").write_text('{"val_acc": 0.5}\n')
+    return folder
+
+
+def garbage_store(tmp_path: Path) -> str:
+    db = tmp_path / "garbage.db"
+    db.write_bytes(b"this is not a SQLite database" * 100)
+    return f"mlflow.tracking_uri=sqlite:///{db}"
+
+
+@pytest.mark.parametrize(
+    "case, args, code",
+    [
+        ("unreachable-server", lambda t: ["--set", f"mlflow.tracking_uri={closed_server()}"], 3),
+        ("bad-data", lambda t: ["--set", "dataset=cifar10", "--set", f"data_root={t / 'none'}"], 2),
+        ("resources", lambda t: ["--set", "resources.cpus_per_trial=4096"], 2),
+        ("unusable-cache", lambda t: ["--set", f"cache_dir={t / 'ro.txt'}"], 2),
+    ],
+)  # fmt: skip
+def test_a_start_that_fails_its_checks_creates_nothing(tmp_path, monkeypatch, case, args, code):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ro.txt").write_text("a file, not a folder")
+    assert main(["run", str(DEMO), *args(tmp_path)]) == code
+    assert not (tmp_path / "ray_results").exists()
+    assert not (tmp_path / "mlruns.db").exists()
+
+
+def test_a_held_lock_is_exit_4_and_removes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    folder = old_experiment(tmp_path / "ray_results")
+    with experiment_lock(str(folder), NAME):
+        before = tree(folder)
+        for extra in ([], ["--overwrite"], ["--resume-if-exists"]):
+            assert main(["run", str(DEMO), *extra]) == 4
+            assert tree(folder) == before
+    assert "already being driven" in capsys.readouterr().err
+
+
+def test_a_lock_taken_between_check_and_start_removes_nothing(tmp_path, monkeypatch):
+    """The race `run_search`'s own check cannot see: `drive` meets the lock itself."""
+    from tune.config.parse import load_search_config
+    from tune.driver import drive
+    from tune.errors import Locked
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_search_config(str(DEMO), cwd=str(tmp_path))
+    folder = Path(cfg.storage_path) / cfg.name
+    with experiment_lock(str(folder), NAME):
+        before = tree(folder)
+        with pytest.raises(Locked):
+            drive(cfg, None, restore=False)
+        assert tree(folder) == before and sorted(os.listdir(folder)) == [LOCK_FILE, OWNER_FILE]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_an_unusable_store_leaves_nothing_and_keeps_an_overwritten_search(
+    tmp_path, monkeypatch, capsys, ray_address
+):
+    """A store that fails once the lock is held (a garbage SQLite file): the fresh start is
+    taken back whole, `--overwrite` keeps the old search, and the corrected command runs."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAY_ADDRESS", ray_address)  # the session's Ray, as `--address` would
+    storage = tmp_path / "ray_results"
+    old = old_experiment(storage)
+    before = tree(old)
+
+    code = main(["run", str(DEMO), *TINY, "--overwrite", "--set", garbage_store(tmp_path)])
+    assert code in (2, 3)
+    err = capsys.readouterr().err
+    assert "garbage.db" in err and "Traceback" not in err
+    assert tree(old) == before  # the old search, whole: not replaced by a start that failed
+    assert sorted(os.listdir(old)) == sorted([CONFIG_FILE, "run_map.json", "trial_0"])
+
+    fresh = ["run", str(DEMO), *TINY, "--name", "fresh"]
+    assert main([*fresh, "--set", garbage_store(tmp_path)]) in (2, 3)
+    assert sorted(os.listdir(storage)) == [NAME]  # nothing of `fresh`: no folder, no lock
+    assert main(["resume", "fresh"]) == 2  # no experiment to resume with the bad URI
+    capsys.readouterr()
+
+    assert main(fresh) == 0  # the same command, corrected: not refused as "already exists"
+    # Logging the model went through MLflow's fluent API, which sets MLFLOW_TRACKING_URI: a
+    # later search in this process must not inherit this one's store.
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    runs = MlflowClient(f"sqlite:///{tmp_path / 'mlruns.db'}").search_runs(
+        [
+            e.experiment_id
+            for e in MlflowClient(f"sqlite:///{tmp_path / 'mlruns.db'}").search_experiments()
+        ]
     )
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads(out.stdout)  # stdout holds only the JSON object
-
-    assert summary["name"] == "demo-mnist5k"
-    trials = summary["trials"]
-    assert trials["total"] == 4
-    outcomes = ("finished", "stopped_early", "diverged", "failed")
-    assert sum(trials[k] for k in outcomes) == 4
-    assert trials["failed"] == 0 and trials["finished"] >= 1
-    assert summary["storage_path"] == str(tmp_path / "ray_results")
-    assert summary["mlflow"]["tracking_uri"] == f"sqlite:///{tmp_path / 'mlruns.db'}"
-
-    space = yaml.safe_load(DEMO.read_text())["space"]
-    rows = summary["trial_results"]
-    for row in rows:
-        cfg = row["config"]
-        assert cfg["activation"] in space["activation"]
-        assert cfg["augment"] in space["augment"]
-        assert cfg["batch_size"] in space["batch_size"]
-        assert 1e-4 <= cfg["lr"] <= 1e-2
-    assert len({row["config"]["lr"] for row in rows}) == 4  # lr was really sampled per trial
-
-    best = summary["best"]
-    finished = [r for r in rows if r["outcome"] in ("finished", "stopped_early")]
-    assert best["val_acc"] == max(r["val_acc"] for r in finished)
-    assert best["config"]["max_train_images"] == 600 and best["config"]["epochs"] == 2
-
-    # 4 trials on 2 slots: the last two run in the worker processes of the first two
-    # (reuse_actors), not in new ones. Ray stamps every result with its process id.
-    experiment = tmp_path / "ray_results" / "demo-mnist5k"
-    pids = {json.loads(line)["pid"] for path in experiment.glob("*/result.json")
-            for line in path.read_text().splitlines() if line.strip()}  # fmt: skip
-    assert 1 <= len(pids) < 4
-
-    # Progress and the summary table went to stderr; the config is kept with the experiment.
-    assert "epoch 1/2" in out.stderr
-    assert "best " in out.stderr
-    saved = yaml.safe_load((tmp_path / "ray_results" / "demo-mnist5k" / CONFIG_FILE).read_text())
-    assert saved["epochs"] == 2
-
-    # A second run of the same name is refused before Ray starts.
-    again = cnn_tune("run", str(DEMO), *SMALL, cwd=tmp_path)
-    assert again.returncode == 2 and "already exists" in again.stderr
-
-
-def grid(tmp_path: Path, activations: list[str]) -> list[str]:
-    space = f"{{activation: {activations}, augment: [crop], batch_size: [64], lr: [0.003]}}"
-    return [
-        *SMALL,
-        "--set", "search.algorithm=grid",
-        "--set", "search.scheduler=fifo",
-        "--set", "search.num_samples=1",
-        "--set", f"space={space}",
-        "--json",
-    ]  # fmt: skip
-
-
-def test_diverged_trials_are_counted_not_fatal(tmp_path):
-    # No tracking URI in the config: `run` takes $MLFLOW_TRACKING_URI, as `report` and `ui` do.
-    store = f"sqlite:///{tmp_path / 'from-env.db'}"
-    env = {"CNN_TUNE_FAULT": "nan@1?activation=sigmoid", "MLFLOW_TRACKING_URI": store}
-    out = cnn_tune("run", str(DEMO), *grid(tmp_path, ["relu", "sigmoid"]), cwd=tmp_path, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads(out.stdout)
-    assert summary["mlflow"]["tracking_uri"] == store
-    assert (tmp_path / "from-env.db").exists() and not (tmp_path / "mlruns.db").exists()
-    assert summary["trials"]["diverged"] == 1
-    assert summary["trials"]["finished"] == 1
-    assert summary["best"]["config"]["activation"] == "relu"
-    diverged = [r for r in summary["trial_results"] if r["outcome"] == "diverged"]
-    assert diverged[0]["config"]["activation"] == "sigmoid"
-
-
-def test_all_diverged_exits_1(tmp_path):
-    fault = {"CNN_TUNE_FAULT": "nan@1"}
-    args = ["-q", *grid(tmp_path, ["sigmoid", "tanh"])]
-    out = cnn_tune("run", str(DEMO), *args, cwd=tmp_path, env=fault)
-    assert out.returncode == 1, out.stderr[-3000:]
-    summary = json.loads(out.stdout)
-    assert summary["trials"]["diverged"] == 2
-    assert summary["best"] is None
-    # -q: the summary table only; no progress, no notes, no Ray or MLflow logs.
-    assert "best: none" in out.stderr and "search 'demo-mnist5k': 2 trials" in out.stderr
-    for noise in ("epoch 1/", "data: ", "mlflow: ", "INFO", "Started a local Ray"):
-        assert noise not in out.stderr, out.stderr
+    assert {r.info.status for r in runs} == {"FINISHED"}

@@ -14,8 +14,8 @@ from tune.errors import (
     describe_kind,
 )
 from tune.lock import ExperimentLocked
-from tune.report import ReportError
-from tune.store import TrackingUnreachable
+from tune.tracking.report import ReportError
+from tune.tracking.store import TrackingUnreachable
 
 
 def test_the_exit_code_table():

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.tune.test_cli import DEMO, REPO, cnn_tune
+from tests.helpers import DEMO, REPO, cnn_tune
 from tune.machine import cgroup_cpu_quota, usable_cpus
 
 

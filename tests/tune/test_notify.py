@@ -8,15 +8,16 @@ from dataclasses import replace
 
 import pytest
 
-from tests.tune.tracking_cases import CFG
-from tests.tune.webhooks import Webhook
+from tests.tracking_cases import CFG
+from tests.webhooks import Webhook
 from tune import notify
 from tune.commands.common import drive_and_print
-from tune.config import NotifySettings
-from tune.conventions import source_name
+from tune.config.schema import NotifySettings
 from tune.errors import BadInput, Unreachable
+from tune.outcomes import TrialRecord
 from tune.paths import redact_credentials, redact_webhook
-from tune.summary import TrialRecord, summarize
+from tune.summary import summarize
+from tune.tracking._conventions import source_name
 
 ARGS = argparse.Namespace(json=False)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tune.config_cases import with_changes
+from tests.config_cases import with_changes
+from tune.config.parse import parse_search_config
 from tune.errors import BadInput
-from tune.parse import parse_search_config
 from tune.paths import (
     CONFIG_FILE,
     DEFAULT_TRACKING_URI,
@@ -61,7 +61,7 @@ def test_tracking_uri_precedence(tmp_path, monkeypatch):
 
 
 def test_validate_shows_the_uri_from_the_environment(tmp_path, monkeypatch, capsys):
-    from tests.tune.test_cli import DEMO
+    from tests.helpers import DEMO
     from tune.cli import main
 
     monkeypatch.chdir(tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.tune.tracking_cases import CFG
+from tests.tracking_cases import CFG
 from tune.staging import stage_data
 
 

@@ -2,7 +2,8 @@
 
 import math
 
-from tune.summary import TrialRecord, format_table, summarize
+from tune.outcomes import TrialRecord
+from tune.summary import format_table, summarize
 
 
 def record(tid, val_acc, epoch=4, diverged=False, error=None, test_acc=None, act="relu"):

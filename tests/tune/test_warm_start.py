@@ -11,15 +11,22 @@ from dataclasses import replace
 import pytest
 from ray.tune.experiment import Experiment
 
-from tests.tune.tracking_cases import CFG, TRIAL, result
-from tune.algorithms import make_param_space, make_searcher
-from tune.config import SearchSettings, dump_search_config
-from tune.driver import prepare_warm_start
+from tests.tracking_cases import CFG, TRIAL, result
+from tune.config.schema import SearchSettings, dump_search_config
+from tune.config.space import Choice, LogUniform
 from tune.errors import BadInput
+from tune.fit.algorithms import make_param_space, make_searcher
 from tune.paths import experiment_path, saved_config_path
-from tune.space import Choice, LogUniform
-from tune.tracking import Tracker
-from tune.warm_start import OTHER_KEYS, OTHER_SETUP, OUTSIDE, Earlier, WarmStart, new_points
+from tune.tracking.tracker import Tracker
+from tune.warm_start import (
+    OTHER_KEYS,
+    OTHER_SETUP,
+    OUTSIDE,
+    Earlier,
+    WarmStart,
+    new_points,
+    plan_warm_start,
+)
 
 CHOICES = {"activation": Choice(["relu", "tanh"]), "augment": Choice(["none", "crop"])}
 
@@ -67,7 +74,7 @@ def test_a_warm_random_search_proposes_no_config_already_evaluated(tmp_path):
             ({"activation": "tanh", "augment": "crop"}, 0.8)]  # fmt: skip
     earlier_folder(tmp_path, "s1", done)
     cfg = search_cfg(storage=str(tmp_path), warm_start=["s1"])
-    warm = prepare_warm_start(cfg)
+    warm = plan_warm_start(cfg)
     assert len(warm.evaluated) == 2 and len(warm.new) == 2
     proposals = propose(cfg, warm)
     assert sorted(proposals) == [("relu", "crop"), ("tanh", "none")]  # the two left
@@ -75,13 +82,13 @@ def test_a_warm_random_search_proposes_no_config_already_evaluated(tmp_path):
     assert len(new_points(replace(cfg, search=replace(cfg.search, num_samples=4)), warm)) == 2
     earlier_folder(tmp_path, "s3", [(p, 0.5) for p in warm.new])
     with pytest.raises(BadInput, match="nothing is left to search"):
-        prepare_warm_start(replace(cfg, search=replace(cfg.search, warm_start=["s1", "s3"])))
+        plan_warm_start(replace(cfg, search=replace(cfg.search, warm_start=["s1", "s3"])))
 
 
 def test_a_warm_grid_expands_itself_less_what_was_evaluated(tmp_path):
     earlier_folder(tmp_path, "s1", [({"activation": "relu", "augment": "none"}, 0.9)])
     cfg = search_cfg(storage=str(tmp_path), algorithm="grid", num_samples=1, warm_start=["s1"])
-    warm = prepare_warm_start(cfg)
+    warm = plan_warm_start(cfg)
     assert sorted(propose(cfg, warm)) == [("relu", "crop"), ("tanh", "crop"), ("tanh", "none")]
 
 
@@ -94,11 +101,11 @@ def test_only_trials_of_the_same_setup_keys_and_space_seed_optuna(tmp_path):
                    {"space": {"activation": Choice(["relu", "tanh"])}})  # fmt: skip
     cfg = search_cfg(storage=str(tmp_path), algorithm="optuna",
                      warm_start=["same", "other-data", "other-keys"])  # fmt: skip
-    warm = prepare_warm_start(cfg)
+    warm = plan_warm_start(cfg)
     assert [p.config for p in warm.points] == [{"activation": "relu", "augment": "none"}]
     assert warm.skipped == {OUTSIDE: 1, OTHER_SETUP: 1, OTHER_KEYS: 1}  # elu: outside the space
     with pytest.raises(BadInput, match="no search 'never-ran'"):
-        prepare_warm_start(replace(cfg, search=replace(cfg.search, warm_start=["never-ran"])))
+        plan_warm_start(replace(cfg, search=replace(cfg.search, warm_start=["never-ran"])))
     assert not (tmp_path / "mlruns.db").exists()  # looking for it created no store
 
 
@@ -116,7 +123,7 @@ def test_earlier_trials_come_from_mlflow_when_the_folder_is_gone(tmp_path):
     tracker.finish_search({}, "FINISHED")
     cfg = replace(search_cfg(storage=str(tmp_path), algorithm="optuna", warm_start=["s1"]),
                   mlflow=earlier.mlflow)  # fmt: skip
-    warm = prepare_warm_start(cfg)
+    warm = plan_warm_start(cfg)
     got = sorted((p.config["activation"], p.value) for p in warm.points)
     assert got == [("relu", 0.9), ("tanh", 0.6)]
 
@@ -150,5 +157,5 @@ def test_a_trial_that_failed_is_not_an_earlier_trial(tmp_path):
             ({"activation": "tanh", "augment": "crop"}, 0.8)]  # fmt: skip
     earlier_folder(tmp_path, "s1", done)
     (tmp_path / "s1" / "train_cnn_00001" / "error.txt").write_text("Traceback ...")
-    warm = prepare_warm_start(search_cfg(storage=str(tmp_path), warm_start=["s1"]))
+    warm = plan_warm_start(search_cfg(storage=str(tmp_path), warm_start=["s1"]))
     assert [e.config for e in warm.evaluated] == [{"activation": "relu", "augment": "none"}]

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from tune.config import SearchConfig
+from tune.config.schema import SearchConfig
 from tune.errors import ExitCode
 from tune.logs import SUMMARY, get_logger
 
@@ -78,7 +78,7 @@ def load_config(args: argparse.Namespace) -> SearchConfig:
     Raises:
         SearchConfigError (exit 2), naming the file or the key.
     """
-    from tune.parse import load_search_config
+    from tune.config.parse import load_search_config
 
     overrides = list(args.overrides)
     if args.name is not None:

@@ -90,18 +90,18 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from tune.checks import check_paths
-    from tune.driver import prepare_warm_start
     from tune.paths import locate_experiment
+    from tune.warm_start import plan_warm_start
 
     cfg = load_config(args)
     locate_experiment(cfg.storage_path, cfg.name, "name")
     check_paths(cfg)  # every path as `run` checks it (a probe folder made and removed at once)
-    warm = prepare_warm_start(cfg)  # an earlier search that does not exist: exit 2
+    warm = plan_warm_start(cfg)  # an earlier search that does not exist: exit 2
     # The tracking URI as the search will use it; a webhook's secret is not printed.
     shown = cfg.to_dict()
     if cfg.notify.webhook:
         shown["notify"]["webhook"] = redact_webhook(cfg.notify.webhook)
     print(yaml.safe_dump(shown, sort_keys=False), end="")
-    count = len(warm.new) if warm is not None and warm.new else cfg.trial_count()
+    count = warm.trial_count(cfg.trial_count()) if warm is not None else cfg.trial_count()
     log.log(SUMMARY, f"{count} trials; config OK")
     return ExitCode.OK

@@ -66,8 +66,8 @@ def add_store_arguments(p: argparse.ArgumentParser) -> None:
 def store_from_args(args: argparse.Namespace) -> tuple[str, str]:
     """(tracking_uri, experiment): --tracking-uri, else the --config file's (which follows the
     same precedence), else $MLFLOW_TRACKING_URI, else the SQLite default."""
-    from tune.config import MlflowSettings
-    from tune.parse import load_search_config
+    from tune.config.parse import load_search_config
+    from tune.config.schema import MlflowSettings
 
     settings = load_search_config(args.config).mlflow if args.config else MlflowSettings()
     uri = choose_tracking_uri(args.tracking_uri or settings.tracking_uri)
@@ -89,7 +89,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from tune.paths import check_name
-    from tune.report import load_report
+    from tune.tracking import load_report
 
     check_name(args.name, "search name")  # it goes into an MLflow filter: a plain name only
     uri, experiment = store_from_args(args)
@@ -97,7 +97,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         check_html_path(args.html)
     print_summary(load_report(uri, experiment, args.name), args.json)
     if args.html is not None:
-        from tune.html_report import write_html_report
+        from tune.tracking import write_html_report
 
         path = write_html_report(uri, experiment, args.name, args.html)
         log.log(SUMMARY, f"report: {path}")

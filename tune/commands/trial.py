@@ -6,7 +6,9 @@ import argparse
 import time
 from typing import Any
 
+from trainables.config import TrialConfig
 from tune.commands.common import add_set_argument, to_json
+from tune.config.parse import parse_overrides
 from tune.errors import BadInput, ExitCode
 from tune.logs import SUMMARY, get_logger
 
@@ -20,22 +22,23 @@ def add_parsers(sub: argparse._SubParsersAction, parents: list[argparse.Argument
         help="train one trial config without Ray (progress on stderr)",
         description="Train one trial config in this process: no Ray, no MLflow.",
     )
-    p.add_argument("--dataset", default="mnist5k", help="dataset name (default: %(default)s)")
-    p.add_argument("--activation", default="relu", help="activation (default: %(default)s)")
-    p.add_argument("--augment", default="crop", help="augmentation policy (default: %(default)s)")
+    # Each flag defaults to None so TrialConfig stays the one home of the defaults: a flag
+    # not given is left out and the dataclass fills it in (the help shows its value).
+    default = TrialConfig()
+    p.add_argument("--dataset", help=f"dataset name (default: {default.dataset})")
+    p.add_argument("--activation", help=f"activation (default: {default.activation})")
+    p.add_argument("--augment", help=f"augmentation policy (default: {default.augment})")
     p.add_argument(
-        "--batch-size", type=int, default=128, help="images per step (default: %(default)s)"
+        "--batch-size", type=int, help=f"images per step (default: {default.batch_size})"
     )
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default: {default.lr:g})")
+    p.add_argument("--epochs", type=int, help=f"epochs (default: {default.epochs})")
+    p.add_argument("--data-root", help="dataset folder (torchvision root or ImageFolder)")
     p.add_argument(
-        "--lr", type=float, default=3e-3, help="Adam learning rate (default: %(default)s)"
+        "--download", action="store_true", default=None, help="let torchvision download it"
     )
-    p.add_argument("--epochs", type=int, default=3, help="epochs (default: %(default)s)")
-    p.add_argument(
-        "--data-root", default=None, help="dataset folder (torchvision root or ImageFolder)"
-    )
-    p.add_argument("--download", action="store_true", help="let torchvision download the dataset")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--device", help=f"auto | cpu | cuda (default: {default.device})")
+    p.add_argument("--seed", type=int, help=f"seed (default: {default.seed})")
     add_set_argument(
         p, "any other trial config key, e.g. --set width=64 --set lr_schedule=constant"
     )
@@ -59,26 +62,15 @@ def add_parsers(sub: argparse._SubParsersAction, parents: list[argparse.Argument
 
 
 def trial_values_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The trial config `train` runs: its flags, then each --set KEY=VALUE (YAML-parsed)."""
-    import yaml
-
-    values: dict[str, Any] = {
-        "dataset": args.dataset,
-        "activation": args.activation,
-        "augment": args.augment,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "epochs": args.epochs,
-        "data_root": args.data_root,
-        "download": args.download,
-        "device": args.device,
-        "seed": args.seed,
-    }
-    for item in args.overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise BadInput(f"--set {item!r}: expected KEY=VALUE")
-        values[key.strip()] = yaml.safe_load(text)
+    """The trial config `train` runs: the flags given, then each --set KEY=VALUE (YAML-parsed,
+    by the parser `run` uses); what neither gives is TrialConfig's default."""
+    flags = ("dataset", "activation", "augment", "batch_size", "lr", "epochs", "data_root",
+             "download", "device", "seed")  # fmt: skip
+    values: dict[str, Any] = {k: getattr(args, k) for k in flags if getattr(args, k) is not None}
+    for parts, value in parse_overrides(args.overrides):
+        if len(parts) > 1:
+            raise BadInput(f"--set {'.'.join(parts)}: trial config keys are not nested")
+        values[parts[0]] = value
     return values
 
 

@@ -1,0 +1,44 @@
+"""tune.crash_points: the test-only driver crash kills its process group at the named point."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from tune import crash_points
+from tune.crash_points import ENV_VAR, crash_point
+
+
+def killed(monkeypatch) -> list[int]:
+    sent: list[int] = []
+    monkeypatch.setattr(os, "killpg", lambda group, signum: sent.append(signum))
+    monkeypatch.setattr(crash_points, "_reached", crash_points.Counter())
+    return sent
+
+
+def test_nothing_happens_without_the_variable(monkeypatch):
+    sent = killed(monkeypatch)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    crash_point("trial_end")
+    assert sent == []
+
+
+def test_it_dies_at_the_nth_time_the_point_is_reached(monkeypatch):
+    sent = killed(monkeypatch)
+    monkeypatch.setenv(ENV_VAR, "trial_end:2")
+    crash_point("search_end")  # another point: not counted
+    crash_point("trial_end")
+    assert sent == []
+    crash_point("trial_end")
+    assert sent == [signal.SIGKILL]
+
+
+def test_once_dies_only_while_its_marker_is_missing(monkeypatch, tmp_path):
+    sent = killed(monkeypatch)
+    marker = tmp_path / "m"
+    monkeypatch.setenv(ENV_VAR, f"search_end?once={marker}")
+    crash_point("search_end")
+    assert sent == [signal.SIGKILL] and marker.read_text() == "search_end"
+    monkeypatch.setattr(crash_points, "_reached", crash_points.Counter())  # the resumed driver
+    crash_point("search_end")
+    assert sent == [signal.SIGKILL]
