@@ -1,13 +1,16 @@
-"""The Ray Tune callbacks on the driver: MLflow runs for every trial, and the progress lines.
+"""The Ray Tune callbacks on the driver: MLflow runs, progress lines, whole result logs.
 
-Both see every trial event Ray sends the driver. Progress lines go through the `cnn_tune`
+Each sees every trial event Ray sends the driver. Progress lines go through the `cnn_tune`
 logger (stderr; stdout stays for the JSON summary): one per reported epoch and per trial end,
 with the search's running counts, and on a terminal a trial table every `TABLE_EVERY_S`.
+`KeepResultLogs` keeps Ray's result logs whole across a trial's retry.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import posixpath
 import sys
 import time
 from typing import Any
@@ -100,6 +103,52 @@ class ProgressCallback(Callback):
                 f"    {trial.trial_id:24} {trial.status:10} {describe(trial.config, self.keys):50} "
                 f"ep {result.get('epoch', 0)}  val_acc {result.get('val_acc', float('nan')):.4f}"
             )
+
+
+RESULT_LOGS = ("result.json", "progress.csv")  # what Ray's logger callbacks restore on a retry
+
+
+class KeepResultLogs(Callback):
+    """A retried trial keeps every epoch in Ray's result logs (`result.json`, `progress.csv`).
+
+    When a failed trial restarts from its checkpoint, Ray's logger callbacks copy its result
+    logs back from storage over the driver's copies (`LoggerCallback._restore_from_remote`).
+    The storage copy is only as fresh as Ray's last background sync of the experiment folder
+    (every 10 s or more), so a trial that failed soon after a report lost that report from
+    its `result.json` whenever a sync had run between its start and that report: load decides.
+    Ray calls `on_trial_recover` on this thread after it requeues the trial and before it can
+    start it again, so the driver's copies, uploaded here, are the ones restored.
+    """
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        try:
+            upload_result_logs(trial)
+        except Exception as exc:  # the retry goes on; only Ray's log may miss epochs
+            if not disk_full.notice(exc, f"trial {trial.trial_id}'s result log"):
+                log.warning(f"could not save trial {trial.trial_id}'s result log: {exc}")
+
+
+def upload_result_logs(trial: Any) -> list[str]:
+    """Copy the trial's result logs from the driver's folder to its storage folder, after any
+    sync Ray still has in flight (which would land older lines on top). Returns the names
+    copied."""
+    import pyarrow.fs
+
+    storage = trial.storage
+    storage.syncer.wait()
+    fs = storage.storage_filesystem
+    copied = []
+    for name in RESULT_LOGS:
+        local = os.path.join(trial.local_path, name)
+        remote = posixpath.join(storage.trial_fs_path, name)
+        if not os.path.exists(local):
+            continue
+        if isinstance(fs, pyarrow.fs.LocalFileSystem) and os.path.exists(remote):
+            if os.path.samefile(local, remote):
+                continue  # the driver writes straight into storage: nothing is stale
+        pyarrow.fs.copy_files(local, remote, destination_filesystem=fs)
+        copied.append(name)
+    return copied
 
 
 def _on_terminal() -> bool:

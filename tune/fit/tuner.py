@@ -270,7 +270,7 @@ def fit(
     from ray import tune
 
     from tune.checks import check_cluster_resources, local_ray_cpus
-    from tune.fit.callbacks import ProgressCallback
+    from tune.fit.callbacks import KeepResultLogs, ProgressCallback
 
     path = experiment_path(cfg.storage_path, cfg.name)
     # Ray Tune prints its own boxes and tables on stdout: stdout is the JSON summary's.
@@ -283,7 +283,7 @@ def fit(
                     check_cluster_resources(cfg)
                 progress = ProgressCallback(cfg.searched_keys(), cfg.epochs, planned)
                 mlflow_cb = trial_callback()
-                callbacks: list[Any] = [progress, mlflow_cb]
+                callbacks: list[Any] = [progress, mlflow_cb, KeepResultLogs()]
                 if restore and tune.Tuner.can_restore(path):
                     log.info(f"search {cfg.name!r}: resuming from {path}")
                     tuner = restore_tuner(cfg, callbacks, retry_errored)
