@@ -74,6 +74,7 @@ def settle_runs(
         budget_spent=budget is not None and tracker.runs.fit_seconds >= budget,
         disk_full=disk_full,
     )
+    _open_missing_runs(tracker, outcome, end)
     _end_children_as_ray_saw(tracker, outcome, cfg, cut_by=end.stopped_by)
     for trial_id in outcome.unfinished():
         if trial_id in end.started:
@@ -132,6 +133,23 @@ def abandon_runs(tracker: Tracker, discard: bool = False) -> None:
     tracker.finish_search({}, "KILLED")
     if discard:
         tracker.discard_new_search()
+
+
+def _open_missing_runs(tracker: Tracker, outcome: FitOutcome, end: SearchEnd) -> None:
+    """Every trial the summary counts has its run: one that reported (or failed) while this
+    driver never saw it start gets its run now, with the epochs Ray kept, and a warning. The
+    summary and MLflow must agree on the trials of a search."""
+    assert tracker.runs is not None
+    for record in outcome.records:
+        if record.trial_id not in end.started or record.trial_id in tracker.runs.trials:
+            continue
+        log.warning(
+            f"trial {record.trial_id} ran without a run of its own in MLflow; "
+            "creating it from Ray's results"
+        )
+        tracker.trial_started(record.trial_id, record.config)
+        for row in outcome.histories.get(record.trial_id, []):
+            tracker.trial_result(record.trial_id, row)
 
 
 def _end_children_as_ray_saw(

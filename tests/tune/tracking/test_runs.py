@@ -1,16 +1,17 @@
 """tune.tracking.runs without Ray: the best model logged once, retried when it failed, never
-fatal."""
+fatal; every trial the summary counts has its run."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
+from mlflow import MlflowClient
 
-from tests.tracking_cases import CFG, TRIAL
-from tune.outcomes import FitOutcome
+from tests.tracking_cases import CFG, TRIAL, result
+from tune.outcomes import FitOutcome, TrialRecord
 from tune.tracking import artifacts
-from tune.tracking.runs import log_best_model_once
+from tune.tracking.runs import log_best_model_once, settle_runs
 from tune.tracking.tracker import Tracker
 
 
@@ -104,3 +105,36 @@ def test_what_runs_alongside_runs_once_whatever_happens_to_the_model(search, tmp
     log_best_model_once(tracker, CFG, summary, empty, alongside=lambda: ran.append("none"))
     assert ran == ["failed", "logged", "again", "none"]
     assert calls == ["best", "best"]
+
+
+def test_a_trial_that_reported_unseen_gets_its_run_with_rays_epochs(shared_store, caplog):
+    # The summary counts every trial that reported; MLflow must show each of them too, even
+    # one whose start this driver never saw.
+    uri, folder, experiment = shared_store
+    tracker = Tracker(uri, experiment, folder)
+    tracker.start_search(CFG, "name: s1\n")
+    tracker.trial_started("seen", TRIAL)
+    tracker.trial_result("seen", result(1, 0.3))
+    history = [result(1, 0.4), result(2, 0.5)]
+    outcome = FitOutcome(
+        records=[
+            TrialRecord("seen", TRIAL, result(1, 0.3)),
+            TrialRecord("unseen", {**TRIAL, "activation": "tanh"}, history[-1]),
+            TrialRecord("never-started", TRIAL, {}),  # a pending proposal: not a trial
+        ],
+        histories={"unseen": history},
+        statuses={"seen": "TERMINATED", "unseen": "TERMINATED", "never-started": "PENDING"},
+        planned=3,
+    )
+    end = settle_runs(tracker, CFG, outcome)
+    tracker.send_inline()
+
+    assert end.started == {"seen", "unseen"}
+    assert set(tracker.runs.trials) == {"seen", "unseen"}
+    assert "trial unseen ran without a run of its own in MLflow" in caplog.text
+    client = MlflowClient(uri)
+    run = client.get_run(tracker.run_id("unseen"))
+    assert run.data.params["activation"] == "tanh"
+    assert run.data.tags["mlflow.parentRunId"] == tracker.runs.parent_run_id
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1, 2]
+    assert run.info.status != "RUNNING"  # ended as Ray saw it, like every other child
