@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
+from trainables.files import path_problem, shorten
+
 
 class ConfigError(ValueError):
     """A trial config key is unknown or has a value that is not allowed."""
@@ -128,6 +130,11 @@ class TrialConfig:
         _check_range("seed", self.seed, low=0, high=SEED_LIMIT, high_open=True)
         if self.max_train_images is not None:
             _check_range("max_train_images", self.max_train_images, low=2)  # batch norm
+        for key in ("data_root", "cache_dir"):
+            value = getattr(self, key)
+            problem = value is not None and path_problem(value, uri="://" in value)
+            if problem:
+                raise ConfigError(f"{key} {shorten(value)!r} {problem}")
 
     def resolve_paths(self) -> None:
         """Make `data_root` and `cache_dir` absolute (`~` expanded), in place.

@@ -1,4 +1,4 @@
-"""Files written whole or not at all, and a file's SHA-256: the two file rules both packages use.
+"""File rules both packages use: whole writes, a file's SHA-256, paths the OS takes.
 
 Here, not in `tune`, because `trainables` imports nothing of `tune` (it runs on Ray's workers
 alone); `tune` imports these from here.
@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 CHUNK = 1 << 20  # bytes read at a time while hashing or copying
+NAME_MAX = 255  # bytes in one path component (Linux and its common filesystems)
+PATH_MAX = 4096  # bytes in a whole path, its terminating NUL included (Linux)
 
 
 @contextlib.contextmanager
@@ -68,3 +70,38 @@ def sha256_file(path: str) -> str:
     """The hex SHA-256 of the file at `path`."""
     with open(path, "rb") as f:
         return sha256_of(f)
+
+
+def path_problem(value: str, uri: bool = False) -> str | None:
+    """Why the OS would refuse `value` as a path (a NUL byte, a character the filesystem
+    encoding cannot write, an over-long component or path), or None when it would take it.
+
+    Checked where a config is read, so such a value is a one-line error before anything starts
+    rather than a ValueError or ENAMETOOLONG deep inside a search. `uri`: a storage URI
+    (s3://...), whose length rules are the store's: only the characters are checked.
+    """
+    if "\x00" in value:
+        return "holds a NUL byte; allowed: a path without NUL bytes"
+    try:
+        raw = os.fsencode(value)
+    except UnicodeEncodeError as err:
+        return (
+            f"holds {value[err.start]!r}, which the filesystem encoding cannot write; "
+            "allowed: characters it can"
+        )
+    if uri:
+        return None
+    if len(raw) >= PATH_MAX:
+        return f"is {len(raw)} bytes long; allowed: a path under {PATH_MAX} bytes"
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        return (
+            f"has a component of {len(longest)} bytes; allowed: at most {NAME_MAX} bytes "
+            "between slashes"
+        )
+    return None
+
+
+def shorten(value: str, most: int = 80) -> str:
+    """`value` cut in the middle to at most about `most` characters: for error lines."""
+    return value if len(value) <= most else f"{value[: most // 2]}...{value[-most // 4 :]}"

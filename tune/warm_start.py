@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from tune.config.reading import read_config_mapping
 from tune.config.schema import SearchConfig
 from tune.config.space import Choice, Domain, LogUniform, Uniform
 from tune.errors import BadInput
@@ -153,16 +154,13 @@ def load_warm_start(cfg: SearchConfig) -> WarmStart | None:
 
 def _from_folder(cfg: SearchConfig, name: str) -> tuple[dict, list] | None:
     """(setup, [(config, value)]) from a local experiment folder; None when it is not here."""
-    import yaml
-
     # A symlink that leads out of the storage path is exit 2 here, as for every other command.
     state = locate_experiment(cfg.storage_path, name, "search.warm_start")
     saved = os.path.join(state, CONFIG_FILE)
     folder = experiment_path(cfg.storage_path, name)
     if is_remote(cfg.storage_path) or not os.path.exists(saved) or not os.path.isdir(folder):
         return None
-    with open(saved) as f:
-        data = yaml.safe_load(f) or {}
+    data = read_config_mapping(saved)
     search = data.get("search") or {}
     setup = {
         "dataset": data.get("dataset"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -13,9 +14,22 @@ from tune.cli import main
 GOOD = DEMO.read_text()
 
 
-def write(tmp: Path, text: str, name: str = "search.yaml") -> str:
-    (tmp / name).write_text(text)
+def write(tmp: Path, text: str | bytes, name: str = "search.yaml") -> str:
+    if isinstance(text, bytes):
+        (tmp / name).write_bytes(text)
+    else:
+        (tmp / name).write_text(text)
     return str(tmp / name)
+
+
+def fifo(tmp: Path) -> str:
+    os.mkfifo(tmp / "search.yaml")  # no writer: opening it would wait forever
+    return str(tmp / "search.yaml")
+
+
+LAUGHS = "".join(
+    f"l{n}: &l{n} [{', '.join([f'*l{n - 1}' if n else 'x'] * 10)}]\n" for n in range(9)
+)  # a "billion laughs": 10**9 values in nine lines
 
 
 def corrupt_cifar(tmp: Path) -> str:
@@ -96,6 +110,28 @@ CASES = {
     "warm-start-itself": (lambda t: ["run", str(DEMO), "--set", "search.warm_start=[demo-mnist5k]"], ["search.warm_start", "itself"]),
     "report-html-no-folder": (lambda t: ["report", "s1", "--html", str(t / "no" / "r.html")], ["--html", "does not exist"]),
     "report-html-is-folder": (lambda t: ["report", "s1", "--html", str(t)], ["--html", "is a folder"]),
+    "config-not-utf8": (lambda t: ["run", write(t, GOOD.encode() + b"# caf\xe9\n")], ["not UTF-8", "0xe9", "offset"]),
+    "validate-not-utf8": (lambda t: ["validate", write(t, b"name: \xff\xfe\n")], ["not UTF-8", "offset 6"]),
+    "config-over-1mib": (lambda t: ["run", write(t, GOOD + "#" * (1 << 20))], ["search.yaml", "1 MiB"]),
+    "config-dev-zero": (lambda t: ["run", "/dev/zero"], ["/dev/zero", "character device", "regular file"]),
+    "config-a-pipe": (lambda t: ["validate", fifo(t)], ["search.yaml", "a pipe"]),
+    "config-a-folder": (lambda t: ["run", str(t)], ["a directory", "regular file"]),
+    "repeated-key": (lambda t: ["run", write(t, GOOD + "epochs: 5000\n")], ["'epochs'", "given twice", "lines"]),
+    "repeated-key-nested": (
+        lambda t: ["run", write(t, GOOD.replace("search:\n", "search:\n  metric: val_loss\n", 1))],
+        ["'search.metric'", "given twice"]),
+    "repeated-key-in-set": (lambda t: ["run", str(DEMO), "--set", "search={seed: 1, seed: 2}"], ["--set", "'seed'", "twice"]),
+    "yaml-billion-laughs": (lambda t: ["run", write(t, GOOD + LAUGHS)], ["expands to more than"]),
+    "yaml-python-tag": (lambda t: ["run", write(t, GOOD + "x: !!python/object/apply:os.system [id]\n")], ["constructor", "tag"]),
+    "yaml-too-deep": (lambda t: ["validate", write(t, "a: " + "[" * 5000 + "]" * 5000 + "\n")], ["too deep"]),
+    "storage-nul-byte": (
+        lambda t: ["run", write(t, GOOD.replace("storage_path: ", 'storage_path: "r\\0x"  # ', 1))], ["storage_path", "NUL"]),
+    "data-root-nul-byte": (lambda t: ["run", str(DEMO), "--set", 'data_root="a\\0b"'], ["data_root", "NUL"]),
+    "tracking-db-nul-byte": (lambda t: ["run", str(DEMO), "--set", 'mlflow.tracking_uri="sqlite:///m\\0.db"'], ["tracking_uri", "NUL"]),
+    "storage-overlong-component": (lambda t: ["run", str(DEMO), "--set", f"storage_path={'s' * 300}"], ["storage_path", "300 bytes", "255"]),
+    "cache-dir-overlong-path": (lambda t: ["run", str(DEMO), "--set", f"cache_dir={'/c' * 2100}"], ["cache_dir", "4096"]),
+    "train-set-nul-byte": (lambda t: ["train", "--set", 'data_root="a\\0b"'], ["data_root", "NUL"]),
+    "train-set-repeated-key": (lambda t: ["train", "--set", "width={a: 1, a: 2}"], ["--set", "'a'", "twice"]),
 }  # fmt: skip
 
 
@@ -119,3 +155,24 @@ def test_bad_input(case, tmp_path, monkeypatch, capsys):
 
 def test_at_least_twenty_cases():
     assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize(
+    "saved, words",
+    [(b"name: caf\xe9\n", ["not UTF-8", "offset 9"]), (b"name: a\nname: b\n", ["'name'", "twice"])],
+    ids=["not-utf8", "repeated-key"],
+)
+def test_resume_of_a_damaged_saved_config_is_one_line(saved, words, tmp_path, monkeypatch, capsys):
+    # The saved copy is the one file a resume reads: hand-edited or damaged, it is bad input.
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "ray_results" / "s1"
+    folder.mkdir(parents=True)
+    (folder / "cnn_tune_config.yaml").write_bytes(saved)
+    code = main(["resume", "s1"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "saved config of 's1' is unreadable" in errors[0], err
+    for word in words:
+        assert word in errors[0], (word, errors[0])
+    assert sorted(p.name for p in folder.iterdir()) == ["cnn_tune_config.yaml"]  # nothing new

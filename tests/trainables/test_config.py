@@ -60,6 +60,9 @@ def test_validate_only_checks_and_resolve_paths_rewrites(tmp_path, monkeypatch):
         ({"depth": 9}, ["depth", "<= 5"]),
         ({"seed": None}, ["seed", "null"]),
         ({"max_train_images": 1}, ["max_train_images", ">= 2"]),
+        ({"data_root": "a\x00b"}, ["data_root", "NUL byte"]),
+        ({"cache_dir": "c/" + "x" * 300}, ["cache_dir", "300 bytes", "at most 255"]),
+        ({"cache_dir": "s3://b/\x00"}, ["cache_dir", "NUL byte"]),
     ],
 )
 def test_bad_values_name_key_and_allowed(values, words):

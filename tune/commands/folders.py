@@ -17,8 +17,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tune.config.reading import read_config_mapping
 from tune.config.validation import validate_search_config
-from tune.errors import BadInput, DriverError
+from tune.errors import BadInput, DriverError, SearchConfigError
 from tune.lock import ExperimentLocked, is_locked, owner
 from tune.metrics import best_of
 from tune.paths import (
@@ -75,8 +76,6 @@ def state_folders(storage_path: str) -> dict[str, str]:
             if os.path.exists(os.path.join(storage_path, name, CONFIG_FILE))
         }
     # Remote storage: this host's state folders whose saved config names that storage path.
-    import yaml
-
     found: dict[str, str] = {}
     for root in (os.path.dirname(legacy_state_dir("x")), state_root()):  # current ones win
         if not os.path.isdir(root):
@@ -84,9 +83,8 @@ def state_folders(storage_path: str) -> dict[str, str]:
         for name in sorted(os.listdir(root)):
             path = os.path.join(root, name, CONFIG_FILE)
             try:
-                with open(path) as f:
-                    saved = yaml.safe_load(f) or {}
-            except (OSError, yaml.YAMLError):
+                saved = read_config_mapping(path)
+            except SearchConfigError:
                 continue
             if str(saved.get("storage_path", "")).rstrip("/") == storage_path.rstrip("/"):
                 found[name] = os.path.join(root, name)
@@ -95,10 +93,7 @@ def state_folders(storage_path: str) -> dict[str, str]:
 
 def describe(name: str, folder: str) -> ExperimentInfo:
     """An experiment's line from its state folder."""
-    import yaml
-
-    with open(os.path.join(folder, CONFIG_FILE)) as f:
-        saved = yaml.safe_load(f) or {}
+    saved = read_config_mapping(os.path.join(folder, CONFIG_FILE))
     search = saved.get("search") or {}
     metric, mode = search.get("metric", "val_acc"), search.get("mode", "max")
     try:
@@ -233,7 +228,5 @@ def delete_experiment(storage_path: str, name: str, keep_runs: bool = False) -> 
 
 def saved_tracking_uri(folder: str) -> str | None:
     """The tracking URI a search was started with, from its saved config."""
-    import yaml
-
-    with open(os.path.join(folder, CONFIG_FILE)) as f:
-        return (yaml.safe_load(f).get("mlflow") or {}).get("tracking_uri")
+    saved = read_config_mapping(os.path.join(folder, CONFIG_FILE))
+    return (saved.get("mlflow") or {}).get("tracking_uri")

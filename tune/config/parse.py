@@ -10,8 +10,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
-
+from tune.config.reading import load_yaml, read_config_mapping
 from tune.config.schema import SearchConfig
 from tune.config.validation import validate_search_config
 from tune.errors import SearchConfigError, describe_kind
@@ -31,25 +30,10 @@ def load_search_config(
         The validated config, paths absolute.
 
     Raises:
-        SearchConfigError: naming the file (missing, malformed YAML and its line) or the key path.
+        SearchConfigError: naming the file (missing, not a bounded UTF-8 regular file,
+            malformed YAML and its line, a repeated key) or the key path.
     """
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise SearchConfigError(path, "config file does not exist") from None
-    except OSError as err:
-        raise SearchConfigError(path, f"cannot read config file: {err.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise SearchConfigError(path, _yaml_problem(err)) from None
-    if not isinstance(data, dict):
-        raise SearchConfigError(
-            path,
-            f"the file holds {describe_kind(data)}, not a mapping; allowed: a YAML mapping of keys",
-        )
+    data = read_config_mapping(os.fspath(path))
     return parse_search_config(data, overrides, cwd)
 
 
@@ -93,10 +77,7 @@ def parse_overrides(overrides: Sequence[str]) -> list[tuple[list[str], Any]]:
                 "malformed override; allowed: KEY=VALUE with KEY a dotted path "
                 "such as search.num_samples=4",
             )
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as err:
-            raise SearchConfigError(f"--set {item}", _yaml_problem(err)) from None
+        value = load_yaml(raw, f"--set {item}") if raw.strip() else None
         parsed.append((parts, value))
     return parsed
 
@@ -127,11 +108,3 @@ def _copy_mappings(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _copy_mappings(v) for k, v in value.items()}
     return value
-
-
-def _yaml_problem(err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None)
-    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-    if mark is None:
-        return f"malformed YAML: {problem}"
-    return f"malformed YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from trainables.config import SEED_LIMIT
+from trainables.files import path_problem, shorten
 from tune.config.schema import (
     METRICS,
     MODES,
@@ -41,10 +42,12 @@ from tune.paths import (
     NAME_RULE,
     absolute,
     choose_tracking_uri,
+    is_remote,
     is_valid_name,
     redact_webhook,
     resolve_storage_path,
     resolve_tracking_uri,
+    sqlite_file,
 )
 
 
@@ -89,6 +92,10 @@ class _Validator:
         self.check_resources(resources)
         mlflow.tracking_uri = resolve_tracking_uri(
             choose_tracking_uri(mlflow.tracking_uri), self.cwd
+        )
+        db = sqlite_file(mlflow.tracking_uri)
+        _check_path(
+            "mlflow.tracking_uri", db if db is not None else mlflow.tracking_uri, db is None
         )
         if not (math.isfinite(mlflow.final_flush_s) and mlflow.final_flush_s >= 0):
             raise SearchConfigError(
@@ -287,7 +294,16 @@ class _Validator:
     def storage_path(self, value: str) -> str:
         if not value:
             raise SearchConfigError("storage_path", "'' is empty; allowed: a folder path or a URI")
-        return resolve_storage_path(value, self.cwd)
+        resolved = resolve_storage_path(value, self.cwd)
+        _check_path("storage_path", resolved, is_remote(resolved))
+        return resolved
+
+
+def _check_path(key: str, value: str, uri: bool) -> None:
+    """A path (or URI) the OS would refuse is exit 2 here, not a ValueError mid-search."""
+    problem = path_problem(value, uri=uri)
+    if problem:
+        raise SearchConfigError(key, f"{shorten(value)!r} {problem}")
 
 
 def _needs_root(dataset: str) -> bool:

@@ -1,8 +1,10 @@
 """The config surface, fuzzed (Hypothesis): search configs generated from the schema itself
-(the dataclasses of `tune.config.schema` and `trainables.config`), with valid and invalid values for
-every key, and `--set` strings. `validate` and `run` (stopped where Ray would start, after
-every check `run` makes) exit 0, 2 or 3, never raise, never print a traceback, and every exit
-2 is one line naming a key path."""
+(the dataclasses of `tune.config.schema` and `trainables.config`), with valid and invalid values
+for every key (control characters, NUL bytes and over-long paths among them), `--set`
+strings, and config files as bytes (the demo with bytes inserted, lines repeated, anchors
+added). `validate` and `run` (stopped where Ray would start, after every check `run` makes)
+exit 0, 2 or 3, never raise, never print a traceback, and every exit 2 is one line (naming a
+key path, where the config parsed)."""
 
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ junk = st.one_of(
     st.sampled_from([0, -1, 1e-300, 1e300, float("nan"), float("inf"), -0.0, 2**63]),
     st.text(max_size=12),
     st.sampled_from(["", " ", "é", "名前", "\u202e", "..", "/", "a" * 200, "1e3", "yes"]),
+    st.sampled_from(["a\x00b", "\x00", "\x1b[2J", "\x07", "x" * 300, "/y" * 2100]),
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
 )
@@ -60,7 +63,7 @@ junk = st.one_of(
 
 def paths(base: Path) -> st.SearchStrategy:
     """Paths that all lie inside the test's folder (relative ones resolve against it)."""
-    parts = st.sampled_from(["a", "b", "rr", "..x", "sp ace", "ü"])
+    parts = st.sampled_from(["a", "b", "rr", "..x", "sp ace", "ü", "n\x00ul", "\x1b", "l" * 256])
     rel = st.lists(parts, min_size=1, max_size=3).map("/".join)
     return st.one_of(rel, rel.map(lambda p: str(base / p)), st.just(str(base / "plain-file")))
 
@@ -303,10 +306,55 @@ def test_run_stops_before_ray_with_one_line(fuzz_dir, capsys, data):
     FOUND.setdefault("run", []).append(check_one("run", config, sets, fuzz_dir, capsys))
 
 
+def config_bytes() -> st.SearchStrategy:
+    """The demo's file as bytes, damaged the ways a file on disk can be: bytes inserted
+    anywhere (not UTF-8, NUL, control characters, a byte-order mark), a line repeated (a key
+    given twice), aliases that expand, or bytes alone."""
+    text = DEMO_PATH.read_bytes()
+    lines = text.splitlines(keepends=True)
+    odd = st.one_of(
+        st.binary(min_size=1, max_size=4),
+        st.sampled_from([b"\x00", b"\x07", b"\x1b", b"\t", b"\r", b"\xef\xbb\xbf", b"\xff\xfe"]),
+    )
+    inserted = st.tuples(st.integers(0, len(text)), odd).map(
+        lambda at: text[: at[0]] + at[1] + text[at[0] :]
+    )
+    repeated = st.tuples(st.integers(0, len(lines) - 1), st.integers(0, len(lines))).map(
+        lambda ij: b"".join(lines[: ij[1]] + [lines[ij[0]]] + lines[ij[1] :])
+    )
+    levels = st.integers(1, 9).map(
+        lambda n: (
+            text
+            + b"".join(
+                f"l{k}: &l{k} [{', '.join([f'*l{k - 1}' if k else 'x'] * 10)}]\n".encode()
+                for k in range(n)
+            )
+        )
+    )
+    return st.one_of(inserted, repeated, levels, st.binary(max_size=64))
+
+
+@seed(int(os.environ.get("FUZZ_SEED", "20261206")) + 2)
+@FUZZ
+@given(raw=config_bytes())
+def test_a_damaged_file_is_one_line_or_fine(fuzz_dir, capsys, raw):
+    path = fuzz_dir / "search.yaml"
+    path.write_bytes(raw)
+    code = main(["validate", str(path)])
+    out, err = capsys.readouterr()
+    assert code in (0, 2, 3), (code, raw, err[-2000:])
+    assert "Traceback" not in err and "Traceback" not in out, (raw, err[-3000:])
+    if code == 2:
+        errors = [line for line in err.splitlines() if "error" in line]
+        assert len(errors) == 1, (raw, err)
+    FOUND.setdefault("bytes", []).append(code)
+
+
 def test_the_fuzzer_reaches_every_outcome():
     """Not a fuzzer that only ever meets the first check: valid configs pass (0), bad ones
     are refused (2), and unreachable servers are met (3)."""
     codes = FOUND.get("validate", []) + FOUND.get("run", [])
     if not codes:
-        pytest.skip("run with the two fuzz tests")
+        pytest.skip("run with the fuzz tests")
     assert {0, 2} <= set(codes), sorted(set(codes))
+    assert {0, 2} <= set(FOUND.get("bytes", [])), sorted(set(FOUND.get("bytes", [])))
