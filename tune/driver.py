@@ -161,9 +161,8 @@ def drive_locked(
     `attempt` is committed once the store has answered and Ray is up: the last check before
     the Tuner writes anything.
     """
-    from tune.fit.callbacks import MlflowTrialCallback
     from tune.fit.tuner import fit
-    from tune.tracking import abandon_runs, open_runs
+    from tune.tracking import MlflowTrialCallback, abandon_runs, open_runs
 
     cfg = plan.cfg
     start = time.monotonic()

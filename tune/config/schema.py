@@ -53,8 +53,8 @@ class SearchSettings:
     """How trials are proposed, stopped and retried."""
 
     num_samples: int = 8  # trials (grid: repeats of the whole grid)
-    algorithm: str = "random"  # a name in tune.fit.algorithms.SEARCHERS
-    scheduler: str = "asha"  # a name in tune.fit.algorithms.SCHEDULERS
+    algorithm: str = "random"  # a name in tune.config.searchers.SEARCHER_NAMES
+    scheduler: str = "asha"  # a name in tune.config.searchers.SCHEDULER_NAMES
     metric: str = "val_acc"  # reported metric the searcher and scheduler optimize
     mode: str = "max"  # max | min
     max_concurrent: int = 0  # trials at once; 0: as many as resources allow

@@ -28,16 +28,16 @@ from tune.config.schema import (
     SearchSettings,
     StopRule,
 )
-from tune.config.space import domain_to_yaml, is_range, is_searchable
-from tune.config.trial_keys import check_space, check_trial_section, trial_config
-from tune.errors import SearchConfigError, describe_kind
-from tune.fit.algorithms import (
+from tune.config.searchers import (
     DISCRETE_ONLY_SEARCHERS,
     INCOMPATIBLE,
     MUTATED_KEYS,
-    SCHEDULERS,
-    SEARCHERS,
+    SCHEDULER_NAMES,
+    SEARCHER_NAMES,
 )
+from tune.config.space import domain_to_yaml, is_range, is_searchable
+from tune.config.trial_keys import check_space, check_trial_section, trial_config
+from tune.errors import SearchConfigError, describe_kind
 from tune.paths import (
     NAME_RULE,
     absolute,
@@ -207,8 +207,8 @@ class _Validator:
 
     def check_search(self, s: SearchSettings) -> None:
         _check_min("search.num_samples", s.num_samples, 1)
-        _check_choice("search.algorithm", s.algorithm, list(SEARCHERS))
-        _check_choice("search.scheduler", s.scheduler, list(SCHEDULERS))
+        _check_choice("search.algorithm", s.algorithm, SEARCHER_NAMES)
+        _check_choice("search.scheduler", s.scheduler, SCHEDULER_NAMES)
         _check_choice("search.metric", s.metric, METRICS)
         _check_choice("search.mode", s.mode, MODES)
         # A loss maximized would crown the worst trial: almost surely a forgotten `mode: min`.
@@ -266,7 +266,7 @@ class _Validator:
         algorithm, scheduler = cfg.search.algorithm, cfg.search.scheduler
         why = INCOMPATIBLE.get((algorithm, scheduler))
         if why:
-            others = [s for s in SCHEDULERS if (algorithm, s) not in INCOMPATIBLE]
+            others = [s for s in SCHEDULER_NAMES if (algorithm, s) not in INCOMPATIBLE]
             raise SearchConfigError(
                 "search.scheduler",
                 f"{scheduler!r} cannot run with search.algorithm {algorithm!r}: {why}; "

@@ -1,11 +1,8 @@
-"""Searchers and schedulers by name, and a `SearchConfig` as Ray Tune's space and algorithms.
+"""Searchers and schedulers by name as Ray's builders, and a `SearchConfig` as Ray Tune's space.
 
-What each can run is in the capability tables at the bottom.
-
-Adding a searcher or scheduler is one entry in `SEARCHERS` or `SCHEDULERS` (plus, if it cannot
-run everything, a line in the capability tables below them, which config validation checks
-before Ray starts). Ray is imported inside the factories, so validation can read the names
-without paying for the Ray import.
+The names a config may use and what each can run with which are `tune.config.searchers`; here
+each name gets its builder (`SEARCHERS`, `SCHEDULERS`), and a test checks both sides name the
+same set. Ray is imported inside the builders.
 """
 
 from __future__ import annotations
@@ -15,6 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tune.config.schema import SearchConfig
+from tune.config.searchers import MUTATED_KEYS
 from tune.config.space import Choice, Domain, is_range, to_ray
 from tune.warm_start import WarmStart
 
@@ -161,21 +159,4 @@ SCHEDULERS: dict[str, Callable[[SearchConfig], TrialScheduler]] = {
     "fifo": _fifo,
     "asha": _asha,
     "pbt": _pbt,
-}
-
-
-# --- what each can run (checked by config validation) ---------------------------------------
-
-# Searchers that only enumerate values: Ray's grid_search has no form for a continuous range.
-DISCRETE_ONLY_SEARCHERS: frozenset[str] = frozenset({"grid"})
-
-# Scheduler -> trial keys it mutates during training; each must be searchable in `space`.
-MUTATED_KEYS: dict[str, tuple[str, ...]] = {"pbt": ("lr",)}
-
-# (algorithm, scheduler) pairs that cannot run together, and why.
-INCOMPATIBLE: dict[tuple[str, str], str] = {
-    ("optuna", "pbt"): (
-        "PBT rewrites trial configs mid-run, which Optuna's TPE model never sees, so its "
-        "suggestions would learn from configs that did not run"
-    ),
 }

@@ -260,9 +260,10 @@ def fit(
     """Start or join Ray, run (or restore) the Tuner with the progress and MLflow callbacks,
     and shut Ray down: at once on an error, else on a thread (`FitOutcome.wait_for_ray`).
 
-    `trial_callback` is called once Ray is up and returns the driver's MLflow trial callback
-    (`tune.fit.callbacks.MlflowTrialCallback`): the driver opens the MLflow runs meanwhile, and
-    their error (an unreachable store: exit 3) stops the search before any trial starts. `warm`:
+    `trial_callback` is called once Ray is up and returns the driver's MLflow trial callback,
+    built by the tracking wing (`tune.tracking.MlflowTrialCallback`): the driver opens the
+    MLflow runs meanwhile, and their error (an unreachable store: exit 3) stops the search
+    before any trial starts. `warm`:
     the search's `tune.warm_start.WarmStart`, if it has one.
     """
     planned = warm.trial_count(cfg.trial_count()) if warm is not None else cfg.trial_count()

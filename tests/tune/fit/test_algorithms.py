@@ -12,6 +12,13 @@ from ray.tune.search.variant_generator import generate_variants
 
 from trainables.config import TrialConfig
 from tune.config.parse import parse_search_config
+from tune.config.searchers import (
+    DISCRETE_ONLY_SEARCHERS,
+    INCOMPATIBLE,
+    MUTATED_KEYS,
+    SCHEDULER_NAMES,
+    SEARCHER_NAMES,
+)
 from tune.fit.algorithms import (
     SCHEDULERS,
     SEARCHERS,
@@ -45,6 +52,15 @@ def config(space=None, **search):
 def test_registries_hold_the_documented_names():
     assert list(SEARCHERS) == ["random", "grid", "optuna"]
     assert list(SCHEDULERS) == ["fifo", "asha", "pbt"]
+
+
+def test_every_name_a_config_may_use_has_a_builder_and_no_builder_is_unnamed():
+    # The config wing names them (validation), this side builds them: the two must agree.
+    assert list(SEARCHERS) == list(SEARCHER_NAMES)
+    assert list(SCHEDULERS) == list(SCHEDULER_NAMES)
+    named = set(SEARCHER_NAMES) | set(SCHEDULER_NAMES)
+    assert {n for pair in INCOMPATIBLE for n in pair} <= named
+    assert set(MUTATED_KEYS) <= set(SCHEDULER_NAMES) and DISCRETE_ONLY_SEARCHERS <= named
 
 
 def test_param_space_holds_ray_domains_and_fixed_values():
