@@ -134,7 +134,12 @@ def upload_result_logs(trial: Any) -> list[str]:
     import pyarrow.fs
 
     storage = trial.storage
-    storage.syncer.wait()
+    syncer = getattr(storage, "syncer", None)
+    try:
+        if syncer is not None:
+            syncer.wait()
+    except Exception as exc:  # that earlier sync failed: the copy below is the one that counts
+        log.debug(f"Ray's last sync of the experiment folder failed: {exc}")
     fs = storage.storage_filesystem
     copied = []
     for name in RESULT_LOGS:
