@@ -19,8 +19,8 @@ def make_search(uri, children):
         client.set_terminated(run)
 
 
-def test_counts_runs_epochs_and_the_single_process_pace(tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path}/mlruns.db"
+def test_counts_runs_epochs_and_the_single_process_pace(tmp_path, capsys, blank_sqlite):
+    uri = blank_sqlite(tmp_path / "mlruns.db")
     make_search(uri, children=3)
     summary = tmp_path / "search.json"
     summary.write_text(json.dumps({"trials": {"total": 3}, "wall_seconds": 36.0, "best": None}))
@@ -35,8 +35,8 @@ def test_counts_runs_epochs_and_the_single_process_pace(tmp_path, capsys):
     assert "| 0 " in out and "843" in out  # the GPU each trial saw, its peak memory
 
 
-def test_fails_when_mlflow_lacks_a_trial(tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path}/mlruns.db"
+def test_fails_when_mlflow_lacks_a_trial(tmp_path, capsys, blank_sqlite):
+    uri = blank_sqlite(tmp_path / "mlruns.db")
     make_search(uri, children=2)
     summary = tmp_path / "search.json"
     summary.write_text(json.dumps({"trials": {"total": 3}, "wall_seconds": 10.0}))

@@ -42,7 +42,7 @@ def test_throughput_mode_prints_both_speedups(tiny_folder, tmp_path, capsys):
 
 
 def test_budget_mode_reports_two_accuracies(tiny_folder, tmp_path, capsys):
-    argv = ["--data-root", str(tiny_folder), "--out", str(tmp_path), "--budget", "2"]
+    argv = ["--data-root", str(tiny_folder), "--out", str(tmp_path), "--budget", "1"]
     assert pipeline.main(argv) == 0
     results = parse_results(capsys.readouterr().out)
     assert set(results) == {"tutorial_budget_acc", "budget_acc"}
@@ -50,7 +50,7 @@ def test_budget_mode_reports_two_accuracies(tiny_folder, tmp_path, capsys):
 
 
 def test_budget_per_activation_reports_each_one(tiny_folder, tmp_path, capsys):
-    argv = ["--data-root", str(tiny_folder), "--out", str(tmp_path), "--budget", "2"]
+    argv = ["--data-root", str(tiny_folder), "--out", str(tmp_path), "--budget", "1"]
     assert pipeline.main([*argv, "--activations", "sigmoid,tanh"]) == 0
     out = capsys.readouterr().out
     results = parse_results(out)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.helpers import DEMO, REPO, cnn_tune
+from tests.helpers import DEMO, REPO
+from tune.cli import main
 from tune.machine import cgroup_cpu_quota, usable_cpus
 
 
@@ -31,18 +33,26 @@ def test_cgroup_quota(tmp_path, text, cpus):
     assert cgroup_cpu_quota(str(tmp_path / "missing")) is None
 
 
-def test_a_trial_larger_than_the_allowed_cpus_is_refused_before_anything_starts(tmp_path):
-    out = subprocess.run(
-        ["taskset", "-c", "0", sys.executable, "-m", "tune.cli", "run", str(DEMO),
-         "--set", "resources.cpus_per_trial=2"],
-        cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert out.returncode == 2, out.stderr
-    assert "cpus_per_trial is 2 but the local Ray has 1 CPU(s)" in out.stderr
+@pytest.fixture
+def one_cpu():
+    """This process may use one CPU (as `taskset -c 0` would make it), and all again after."""
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    yield
+    os.sched_setaffinity(0, allowed)
+
+
+def test_a_trial_larger_than_the_allowed_cpus_is_refused_before_anything_starts(
+    tmp_path, monkeypatch, capsys, one_cpu
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # the local Ray this process would start
+    assert main(["run", str(DEMO), "--set", "resources.cpus_per_trial=2"]) == 2
+    assert "cpus_per_trial is 2 but the local Ray has 1 CPU(s)" in capsys.readouterr().err
     assert not (tmp_path / "ray_results").exists() and not (tmp_path / "mlruns.db").exists()
 
 
-def test_local_cpus_cannot_exceed_what_this_process_may_use(tmp_path):
-    out = cnn_tune("run", str(DEMO), "--set", "resources.local_cpus=4096", cwd=tmp_path)
-    assert out.returncode == 2 and "resources.local_cpus is 4096" in out.stderr
+def test_local_cpus_cannot_exceed_what_this_process_may_use(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(DEMO), "--set", "resources.local_cpus=4096"]) == 2
+    assert "resources.local_cpus is 4096" in capsys.readouterr().err

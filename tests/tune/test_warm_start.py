@@ -109,8 +109,8 @@ def test_only_trials_of_the_same_setup_keys_and_space_seed_optuna(tmp_path):
     assert not (tmp_path / "mlruns.db").exists()  # looking for it created no store
 
 
-def test_earlier_trials_come_from_mlflow_when_the_folder_is_gone(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+def test_earlier_trials_come_from_mlflow_when_the_folder_is_gone(tmp_path, blank_sqlite):
+    uri = blank_sqlite(tmp_path / "mlruns.db")
     earlier = search_cfg("s1", storage=str(tmp_path))
     assert earlier.mlflow.tracking_uri == uri
     os.makedirs(tmp_path / "state")

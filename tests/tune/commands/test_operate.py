@@ -42,8 +42,8 @@ def make_experiment(storage, name, uri, end=None, accs=(0.5, 0.7), mtime=None):
 
 
 @pytest.fixture
-def storage(tmp_path):
-    return tmp_path / "ray_results", f"sqlite:///{tmp_path / 'mlruns.db'}"
+def storage(tmp_path, blank_sqlite):
+    return tmp_path / "ray_results", blank_sqlite(tmp_path / "mlruns.db")
 
 
 def test_list_shows_each_state_best_first_by_last_update(storage, capsys):
@@ -113,11 +113,13 @@ def test_delete_refuses_while_held_without_a_terminal_or_without_mlflow(storage,
     assert main(["delete", "nope", "--storage-path", str(store), "--yes"]) == 2
 
 
-def test_remote_storage_is_listed_and_deleted_from_this_hosts_state(tmp_path, monkeypatch, capsys):
+def test_remote_storage_is_listed_and_deleted_from_this_hosts_state(
+    tmp_path, monkeypatch, capsys, blank_sqlite
+):
     # file:// is a URI Ray (and pyarrow) resolve like s3://: the state lives under
     # $XDG_STATE_HOME on the driver's host, Ray's folder at the URI.
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    uri = blank_sqlite(tmp_path / "mlruns.db")
     remote = f"file://{tmp_path / 'bucket'}"
     make_experiment(remote, "far", uri, "FINISHED")
     make_experiment(f"file://{tmp_path / 'other-bucket'}", "elsewhere", uri, "FINISHED")
@@ -166,10 +168,10 @@ def test_delete_removes_only_a_cnn_tune_experiment(storage, capsys):
     assert (store / "plain").is_dir()
 
 
-def test_a_symlinked_storage_path_is_used_through_its_link(tmp_path, capsys):
+def test_a_symlinked_storage_path_is_used_through_its_link(tmp_path, capsys, blank_sqlite):
     real = tmp_path / "disk" / "results"
     real.parent.mkdir()
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    uri = blank_sqlite(tmp_path / "mlruns.db")
     make_experiment(real, "s", uri, "FINISHED")
     (tmp_path / "ray_results").symlink_to(real)
     link = str(tmp_path / "ray_results")

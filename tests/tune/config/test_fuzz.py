@@ -9,6 +9,7 @@ key path, where the config parsed)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import socket
@@ -137,6 +138,7 @@ domains = st.one_of(
 DEMO = yaml.safe_load(DEMO_PATH.read_text())
 
 
+@functools.cache  # one strategy per test folder: building it per example took a third of the time
 def search_configs(base: Path) -> st.SearchStrategy:
     """Whole configs: the top level of `SearchConfig`, its sections, `trial` and `space`."""
     top = {}
@@ -210,6 +212,7 @@ KEY_PATHS = key_paths()
 SET_KEYS = sorted(KEY_PATHS) + ["search.speed", "space", "", "a..b", "trial."]
 
 
+@functools.cache
 def set_strings() -> st.SearchStrategy:
     """`--set` strings: schema keys with YAML-ish values, and malformed ones."""
     values = st.one_of(
