@@ -1,21 +1,27 @@
-"""Test-only fault injection: make one trial's loss NaN or raise at a chosen epoch.
+"""Test-only fault injection: a trial's loss NaN, a raise, or a full disk at a chosen epoch.
 
-Real divergence is hard to provoke on purpose (batch norm keeps even lr=10 finite), and a
-retry test needs a crash at a known point. Tests set `CNN_TUNE_FAULT`; nothing else does.
+Real divergence is hard to provoke on purpose (batch norm keeps even lr=10 finite), a retry
+test needs a crash at a known point, and a full disk must strike at a known write. Tests set
+`CNN_TUNE_FAULT`; nothing else does.
 
     CNN_TUNE_FAULT="nan@2"                        loss is NaN in epoch 2 of every trial
     CNN_TUNE_FAULT="nan@2?activation=sigmoid"     ... only of trials whose activation is sigmoid
     CNN_TUNE_FAULT="raise@3?once=/tmp/marker"     RuntimeError in epoch 3, only the first time
                                                   (the marker file records that it fired)
+    CNN_TUNE_FAULT="fill@1?file=/mnt/small/x"     just before epoch 1's checkpoint is stored,
+                                                  fill the filesystem of /mnt/small/x to its
+                                                  last byte: that store is the write that fails
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 
 ENV_VAR = "CNN_TUNE_FAULT"
-KINDS = ("nan", "raise")
+KINDS = ("nan", "raise", "fill")
+IN_THE_LOOP = ("nan", "raise")  # what `trainables.loop` injects; a fill comes before a report
 
 
 class InjectedFault(RuntimeError):
@@ -28,6 +34,7 @@ class Fault:
     epoch: int
     match: dict[str, str]  # trial config key -> value (as text) the trial must have
     once: str | None = None  # marker file: fire only while it does not exist
+    file: str | None = None  # fill: the file that fills its filesystem
 
 
 def parse_fault(text: str) -> Fault:
@@ -39,16 +46,20 @@ def parse_fault(text: str) -> Fault:
         )
     options = dict(part.split("=", 1) for part in query.split("&") if part)
     once = options.pop("once", None)
-    return Fault(kind=kind, epoch=int(epoch), match=options, once=once)
+    file = options.pop("file", None)
+    if (kind == "fill") != (file is not None):
+        raise ValueError(f"{ENV_VAR}={text!r}: a fill, and only a fill, names its file=PATH")
+    return Fault(kind=kind, epoch=int(epoch), match=options, once=once, file=file)
 
 
-def active_fault(epoch: int, config: dict) -> str | None:
-    """The fault kind to inject in this epoch of this trial, or None (the normal case)."""
+def active_fault(epoch: int, config: dict, kinds: tuple[str, ...] = IN_THE_LOOP) -> str | None:
+    """The fault kind (one of `kinds`) to inject in this epoch of this trial, or None (the
+    normal case)."""
     text = os.environ.get(ENV_VAR)
     if not text:
         return None
     fault = parse_fault(text)
-    if fault.epoch != epoch:
+    if fault.epoch != epoch or fault.kind not in kinds:
         return None
     if any(str(config.get(k)) != v for k, v in fault.match.items()):
         return None
@@ -58,3 +69,23 @@ def active_fault(epoch: int, config: dict) -> str | None:
         with open(fault.once, "w") as f:
             f.write(f"{fault.kind}@{epoch}\n")
     return fault.kind
+
+
+def fill_before_report(epoch: int, config: dict) -> None:
+    """Fill the disk here when the test asked for it in this epoch (no-op otherwise)."""
+    if active_fault(epoch, config, kinds=("fill",)) == "fill":
+        fill_filesystem(parse_fault(os.environ[ENV_VAR]).file or "")
+
+
+def fill_filesystem(path: str) -> None:
+    """Append to `path` until its filesystem has not one byte left: the next write anywhere on
+    it fails with a real ENOSPC. Halving the block at each refusal fills the last page too."""
+    block = 1 << 20
+    with open(path, "ab", buffering=0) as f:
+        while block:
+            try:
+                f.write(b"\0" * block)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                block //= 2

@@ -16,6 +16,7 @@ import torch
 
 from trainables.config import TrialConfig
 from trainables.data import dataset_from_config
+from trainables.faults import fill_before_report
 from trainables.loop import choose_device, train
 from trainables.resource_meter import UsageMeter
 
@@ -62,6 +63,7 @@ def train_cnn(config: dict[str, Any]) -> None:
     def send_epoch(metrics: dict[str, Any], snapshot) -> None:
         with tempfile.TemporaryDirectory() as directory:
             torch.save(snapshot(), os.path.join(directory, CHECKPOINT_FILE))
+            fill_before_report(metrics["epoch"], config)  # test-only: a full disk right here
             tune.report(
                 {**metrics, **meter.metrics(), "node_id": node_id},
                 checkpoint=tune.Checkpoint.from_directory(directory),

@@ -1,12 +1,18 @@
-"""Test-only driver crashes: SIGKILL the driver (and its local Ray) at a named point of a search.
+"""Test-only driver faults at a named point of a search: SIGKILL the driver, or fill a disk.
 
-A resume must hold at every moment a driver can die, and some moments (between a trial's end and
-the next start, in the middle of the end-of-search logging) cannot be hit from outside at will.
+SIGKILL takes the driver and its local Ray; a fill leaves a filesystem without one byte, so the
+next write on it fails with a real ENOSPC.
+
+A resume must hold at every moment a driver can die or its disk can fill, and some moments
+(between a trial's end and the next start, in the middle of the end-of-search logging, just
+before Ray saves its experiment state for the last time) cannot be hit from outside at will.
 Tests set `CNN_TUNE_DRIVER_CRASH`; nothing else does.
 
     CNN_TUNE_DRIVER_CRASH="trial_end:2?once=/tmp/m"   die right after the 2nd trial this driver
                                                       saw end (once: while /tmp/m does not exist)
     CNN_TUNE_DRIVER_CRASH="search_end?once=/tmp/m"    die in the middle of the end-of-search logging
+    CNN_TUNE_DRIVER_CRASH="trial_end:1?fill=/mnt/small/x"   after the 1st trial's end is logged,
+                                                      fill the filesystem of /mnt/small/x instead
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import os
 import signal
 from collections import Counter
 
+from trainables.faults import fill_filesystem
+
 ENV_VAR = "CNN_TUNE_DRIVER_CRASH"
 POINTS = ("trial_end", "search_end")
 
@@ -22,7 +30,8 @@ _reached: Counter[str] = Counter()
 
 
 def crash_point(point: str) -> None:
-    """SIGKILL this process group when the test asked to die here (no-op otherwise)."""
+    """SIGKILL this process group, or fill a disk, when the test asked for it here (no-op
+    otherwise)."""
     spec = os.environ.get(ENV_VAR)
     if not spec:
         return
@@ -31,7 +40,11 @@ def crash_point(point: str) -> None:
     name, _, count = where.partition(":")
     if name != point or _reached[point] != int(count or 1):
         return
-    marker = dict(opt.split("=", 1) for opt in options.split("&") if "=" in opt).get("once")
+    settings = dict(opt.split("=", 1) for opt in options.split("&") if "=" in opt)
+    if "fill" in settings:
+        fill_filesystem(settings["fill"])
+        return
+    marker = settings.get("once")
     if marker:
         if os.path.exists(marker):
             return

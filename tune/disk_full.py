@@ -17,6 +17,7 @@ import shutil
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from tune.errors import DriverError, ExitCode
 from tune.logs import get_logger
@@ -24,11 +25,18 @@ from tune.logs import get_logger
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 # How the errors read once Ray or pyarrow has turned them into text (a trial's error file, a
 # RayTaskError whose cause did not survive pickling, pyarrow's "[errno 28]" detail).
-FULL_TEXTS = tuple(os.strerror(code) for code in FULL_ERRNOS) + tuple(
-    f"[{word} {code}]" for code in FULL_ERRNOS for word in ("Errno", "errno")
+FULL_TEXTS = (
+    tuple(os.strerror(code) for code in FULL_ERRNOS)
+    + tuple(f"[{word} {code}]" for code in FULL_ERRNOS for word in ("Errno", "errno"))
+    + ("database or disk is full",)  # SQLite's SQLITE_FULL: an embedded MLflow store's disk
 )
 
 log = get_logger("driver")
+
+# The moments named in the one line, where the error alone does not say which write it was.
+RAY_STATE = "Ray's experiment state"  # Ray's own save of the experiment
+TRIAL_CHECKPOINT = "a trial's checkpoint"  # a trial storing its checkpoint
+MLFLOW_STORE = "the MLflow store"  # an embedded store's SQLite file or artifacts
 
 
 class DiskFull(DriverError):
@@ -102,17 +110,30 @@ class FullDiskWatch:
         self.armed = False
         self.stop_sent = False
         self.staging: str | None = None  # Ray's driver-side copy of the experiment state
+        self.store_path: str | None = None  # an embedded MLflow store's folder, if any
+        # Handlers whose full-disk records are hidden (`armed`) until the search ends.
+        self.hiding: list[tuple[logging.Handler, logging.Filter]] = []
 
-    def notice(self, exc: BaseException | str | None, where: str = "") -> bool:
+    def notice(
+        self, exc: BaseException | str | None, where: str = "", path: str | None = None
+    ) -> bool:
         """Take note of an error; on the first full-disk one, stop the search. Returns whether
-        it was a full disk (the caller then goes on without the write)."""
+        it was a full disk (the caller then goes on without the write).
+
+        `path`: what was being written, where the error does not name a file and it is not
+        the experiment's folder (the MLflow store's)."""
         if not is_disk_full(exc):
             return False
         if self.found is None:
             filename = getattr(exc, "filename", None)
-            path = os.path.dirname(filename) if isinstance(filename, str) else self.path
-            self.found = describe_full(path)
-            log.warning(f"{self.found}{f' ({where})' if where else ''}: stopping the search")
+            if isinstance(filename, str):
+                path = os.path.dirname(filename)
+            elif where == MLFLOW_STORE:
+                path = path or self.store_path
+            path = path or self.path
+            # The moment goes into the command's one line: which write met the full disk.
+            self.found = describe_full(path) + (f" ({where})" if where else "")
+            log.warning(f"{self.found}: stopping the search")
         if self.armed and not self.stop_sent:
             self.stop_sent = True
             os.kill(os.getpid(), signal.SIGINT)  # Tune's own graceful stop, as for SIGTERM
@@ -172,20 +193,28 @@ def restore_kept_state(name: str, experiment: str) -> None:
     log.info(f"Ray's experiment state restored from {kept}, kept when the disk filled")
 
 
-def notice(exc: BaseException | str | None, where: str = "") -> bool:
+def notice(exc: BaseException | str | None, where: str = "", path: str | None = None) -> bool:
     """Report an error to the search being driven (if any); True when it was a full disk."""
     if _watch is None:
         return is_disk_full(exc)
-    return _watch.notice(exc, where)
+    return _watch.notice(exc, where, path)
 
 
 class _HideFullDiskTracebacks(logging.Filter):
-    """Ray logs each trial's failure and each failed state save with its traceback; for a
-    full disk the search's one line says it all."""
+    """Ray logs each trial's failure and each failed state save with its traceback, MLflow
+    each failed SQLite write with its traceback in the message; for a full disk the search's
+    one line says it all."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if notice(exc, "a trial's checkpoint") or notice(record.getMessage()):
+        message = record.getMessage()
+        if record.name.split(".")[0] == "mlflow":
+            where = MLFLOW_STORE
+        elif "experiment state" in message or "controller checkpointing" in message:
+            where = RAY_STATE  # Ray's own saves
+        else:
+            where = TRIAL_CHECKPOINT  # the rest Ray logs of a full disk: a trial's store
+        if notice(exc, where) or notice(message, where):
             return False
         return True
 
@@ -199,29 +228,32 @@ def watch_for_full_disk(name: str, path: str) -> Iterator[FullDiskWatch]:
         yield watch
     finally:
         _watch = None
+        for handler, hide in watch.hiding:
+            handler.removeFilter(hide)
 
 
 @contextmanager
 def armed() -> Iterator[None]:
-    """While Ray Tune's fit runs: a full disk stops the search with SIGINT, and Ray's own
-    tracebacks of it are hidden (its handlers exist once Ray has started)."""
-    hide = _HideFullDiskTracebacks()
-    handlers = list(logging.getLogger("ray").handlers)
-    for handler in handlers:
-        handler.addFilter(hide)
+    """While Ray Tune's fit runs: a full disk stops the search with SIGINT. From now until the
+    search ends (its end writes to MLflow too), Ray's and MLflow's own tracebacks of a full
+    disk are hidden: their handlers exist once Ray has started and the runs are open."""
     if _watch is not None:
+        hide = _HideFullDiskTracebacks()
+        for handler in logging.getLogger("ray").handlers + logging.getLogger("mlflow").handlers:
+            if all(kept is not handler for kept, _ in _watch.hiding):
+                handler.addFilter(hide)
+                _watch.hiding.append((handler, hide))
         _watch.armed = True
     try:
         yield
     finally:
         if _watch is not None:
             _watch.armed = False
-        for handler in handlers:
-            handler.removeFilter(hide)
 
 
-def errored_trials(experiment: str) -> tuple[list[str], list[str]]:
-    """The trials Ray saved as errored: (those that failed on a full disk, the others).
+def errored_trials(trials: list[Any]) -> tuple[list[str], list[str]]:
+    """Of Ray's saved trials, those it saved as errored: (those that failed on a full disk,
+    the others).
 
     A full disk cuts a trial's own error files short: an error text that says ENOSPC/EDQUOT,
     or one that is missing or empty, counts as a full disk. An error pickle cut short is
@@ -229,10 +261,8 @@ def errored_trials(experiment: str) -> tuple[list[str], list[str]]:
     """
     import pickle
 
-    from ray.tune import ExperimentAnalysis
-
     full, other = [], []
-    for trial in ExperimentAnalysis(experiment).trials:
+    for trial in trials:
         if trial.status != "ERROR":
             continue
         folder = trial.path or ""

@@ -10,19 +10,28 @@ closes the runs (`tune.tracking.runs`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tune.attempt import StartAttempt
 from tune.config.schema import SearchConfig, dump_search_config
-from tune.disk_full import watch_for_full_disk
+from tune.disk_full import describe_full, is_disk_full, watch_for_full_disk
 from tune.errors import BadInput, DriverError, ExitCode, Locked, SearchConfigError
 from tune.lock import experiment_lock, is_locked
 from tune.logs import get_logger
-from tune.paths import CONFIG_FILE, experiment_path, is_remote, locate_experiment, saved_config_path
+from tune.paths import (
+    CONFIG_FILE,
+    experiment_path,
+    is_remote,
+    locate_experiment,
+    saved_config_path,
+    sqlite_file,
+)
 from tune.preflight import StartPlan, preflight
 from tune.summary import Summary, summarize
 
@@ -119,20 +128,36 @@ def drive(
     quiet_the_mlflow_client()
     attempt = StartAttempt(plan.folder)  # what is there before the lock makes anything
     try:
-        with experiment_lock(plan.folder, cfg.name):
-            try:
-                if overwrite:
-                    set_aside_the_old_search(cfg, attempt)
-                saved = os.path.join(plan.folder, CONFIG_FILE)
-                if not restore or not os.path.exists(saved):
-                    dump_search_config(cfg, saved)  # owner-only from its creation: it has the URI
-                return drive_locked(plan, retry_errored, attempt)
-            except DriverError as exc:
-                if exc.exit_code in FAILED_START and not attempt.committed:
-                    attempt.undo()
-                raise
+        with a_full_disk_fails_the_start(cfg.name, plan.folder, attempt):  # the lock's own files
+            with experiment_lock(plan.folder, cfg.name):
+                try:
+                    with a_full_disk_fails_the_start(cfg.name, plan.folder, attempt):
+                        if overwrite:
+                            set_aside_the_old_search(cfg, attempt)
+                        saved = os.path.join(plan.folder, CONFIG_FILE)
+                        if not restore or not os.path.exists(saved):
+                            dump_search_config(cfg, saved)  # owner-only: it has the URI
+                        return drive_locked(plan, retry_errored, attempt)
+                except DriverError as exc:
+                    if exc.exit_code in FAILED_START and not attempt.committed:
+                        attempt.undo()
+                    raise
     finally:
         attempt.remove_lock_files()  # only after an undo, once the lock is released
+
+
+@contextlib.contextmanager
+def a_full_disk_fails_the_start(name: str, folder: str, attempt: StartAttempt) -> Iterator[None]:
+    """A disk that is full before the first trial starts is a failed start: exit 2, one line,
+    and what the start made is undone. A full disk after the start is `tune.disk_full`'s."""
+    try:
+        yield
+    except OSError as exc:
+        if attempt.committed or not is_disk_full(exc):
+            raise
+        if not attempt.undone:
+            attempt.undo()
+        raise BadInput(f"cannot start search {name!r}: {describe_full(folder)}") from None
 
 
 def quiet_the_mlflow_client() -> None:
@@ -172,6 +197,8 @@ def drive_locked(
     # The MLflow store (a new SQLite store builds its tables: seconds) and the parent run are
     # made on a thread while Ray starts on this one; `fit` waits for them before any trial.
     with watch_for_full_disk(cfg.name, experiment_path(cfg.storage_path, cfg.name)) as watch:
+        db = sqlite_file(cfg.mlflow.tracking_uri)
+        watch.store_path = os.path.dirname(os.path.abspath(db)) if db else None
         with ThreadPoolExecutor(2, thread_name_prefix="open-runs") as pool:
             opening = pool.submit(open_runs, cfg, plan.inputs)
             pool.submit(warm_up_search_end)  # the end's one-off imports and export, meanwhile

@@ -35,6 +35,11 @@ class Unreachable(DriverError):
     exit_code = ExitCode.UNREACHABLE
 
 
+class StateUnreadable(BadInput):
+    """Ray's saved experiment state cannot be read (cut short, damaged): the line names the
+    file. Exit 2: the experiment as found is the input that is wrong."""
+
+
 class Locked(DriverError):
     """Another live process drives this experiment."""
 

@@ -4,13 +4,25 @@ filesystem), and a plain resume after space is freed finishes it (the units of
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.disks import tmpfs
-from tests.helpers import DEMO, cnn_tune, cnn_tune_here
+from tests.disks import fill, tmpfs
+from tests.helpers import (
+    DEMO,
+    NAME,
+    assert_one_point_per_epoch,
+    cnn_tune,
+    cnn_tune_here,
+    grid_args,
+    mlflow_runs,
+)
+from trainables import faults
+from tune import crash_points
 
 
 @pytest.mark.ray
@@ -56,3 +68,132 @@ def test_a_search_that_fills_its_disk_stops_then_resumes_to_the_end(
             assert steps == sorted(set(steps)), (run.info.run_name, steps)  # none twice
     finally:
         subprocess.run(["umount", str(storage)], check=True)
+
+
+# Each moment below is made to happen, not hoped for: the disk is filled before the start, or
+# by a test-only hook just before the write the case is about (`tune.crash_points`' fill,
+# `trainables.faults`' fill), so that write is the one that meets ENOSPC.
+
+
+def one_small_trial(storage, epochs: int) -> list[str]:
+    return [*grid_args("[relu]", epochs=epochs, images=200), "--set", f"storage_path={storage}"]
+
+
+def the_error_line(out) -> str:
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("cnn-tune: error")]
+    assert len(errors) == 1, out.stderr[-3000:]
+    return errors[0]
+
+
+def assert_resumes_to_the_end(tmp_path, storage, ray_address, monkeypatch) -> None:
+    """Space freed, `resume NAME` exits 0: every trial's run once, FINISHED, no epoch twice."""
+    for var in (crash_points.ENV_VAR, faults.ENV_VAR):
+        monkeypatch.delenv(var, raising=False)
+    os.remove(storage / "filler")
+    out = cnn_tune_here("resume", NAME, "--storage-path", str(storage), "--json",
+                        cwd=tmp_path, address=ray_address)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    client, parents, children = mlflow_runs(tmp_path)
+    assert len(parents) == 1 and len(children) == json.loads(out.stdout)["trials"]["total"] == 1
+    assert {r.info.status for r in parents + children} == {"FINISHED"}
+    assert_one_point_per_epoch(client, children)
+
+
+def assert_nothing_running(tmp_path) -> None:
+    _, parents, children = mlflow_runs(tmp_path)
+    assert parents and "RUNNING" not in {r.info.status for r in parents + children}
+
+
+def test_a_disk_full_before_the_first_trial_is_a_failed_start(tmp_path):
+    storage = tmpfs(tmp_path / "rr", "256k")
+    try:
+        fill(storage)
+        out = cnn_tune_here("run", str(DEMO), *one_small_trial(storage, 1), cwd=tmp_path)
+        assert out.returncode == 2, out.stderr[-3000:]
+        line = the_error_line(out)
+        assert f"cannot start search '{NAME}': the filesystem at {storage} (0 B free" in line
+        assert f"is full, writing under {storage}/{NAME}" in line
+        assert os.listdir(storage) == ["filler"]  # nothing left behind
+        assert not (tmp_path / "mlruns.db").exists()  # no run was opened
+    finally:
+        subprocess.run(["umount", str(storage)], check=True)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_disk_that_fills_as_ray_saves_its_state_stops_then_resumes(
+    tmp_path, ray_address, monkeypatch
+):
+    # The trial's end is logged, then the disk fills: Ray's last save of its experiment state
+    # is the write that fails (and the state file it leaves may be cut short).
+    storage = tmpfs(tmp_path / "rr", "16m")
+    try:
+        monkeypatch.setattr(crash_points, "_reached", crash_points.Counter())
+        monkeypatch.setenv(crash_points.ENV_VAR, f"trial_end:1?fill={storage / 'filler'}")
+        out = cnn_tune_here("run", str(DEMO), *one_small_trial(storage, 1), cwd=tmp_path,
+                            address=ray_address)  # fmt: skip
+        assert out.returncode == 130, out.stderr[-3000:]
+        line = the_error_line(out)
+        assert f"the filesystem at {storage} (0 B free of 16.0 MiB) is full" in line
+        assert f"writing under {storage}/{NAME} (Ray's experiment state)" in line
+        assert_nothing_running(tmp_path)
+        assert_resumes_to_the_end(tmp_path, storage, ray_address, monkeypatch)
+    finally:
+        subprocess.run(["umount", str(storage)], check=True)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_disk_that_fills_as_a_trial_stores_its_checkpoint_stops_then_resumes(
+    tmp_path, ray_address, monkeypatch
+):
+    # The trial fills the disk just before it reports epoch 1: storing that epoch's
+    # checkpoint is the write that fails, in the trial's process.
+    storage = tmpfs(tmp_path / "rr", "16m")
+    try:
+        monkeypatch.setenv(faults.ENV_VAR, f"fill@1?file={storage / 'filler'}")
+        out = cnn_tune_here("run", str(DEMO), *one_small_trial(storage, 2), cwd=tmp_path,
+                            address=ray_address)  # fmt: skip
+        assert out.returncode == 130, out.stderr[-3000:]
+        line = the_error_line(out)
+        assert f"the filesystem at {storage} (0 B free of 16.0 MiB) is full" in line
+        assert f"writing under {storage}/{NAME} (a trial's checkpoint)" in line
+        assert_nothing_running(tmp_path)
+        assert_resumes_to_the_end(tmp_path, storage, ray_address, monkeypatch)
+    finally:
+        subprocess.run(["umount", str(storage)], check=True)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_full_disk_under_the_mlflow_store_stops_then_resumes(tmp_path, ray_address, monkeypatch):
+    # The store (SQLite file, artifacts beside it) on a disk of its own, filled once the first
+    # of two trials has ended: the second trial's run is the write that fails. Nothing can
+    # be written there until space is freed: the writes wait in the outbox for the resume.
+    storage, store = tmp_path / "rr", tmpfs(tmp_path / "ml", "16m")
+    uri = f"sqlite:///{store / 'mlruns.db'}"
+    try:
+        monkeypatch.setattr(crash_points, "_reached", crash_points.Counter())
+        monkeypatch.setenv(crash_points.ENV_VAR, f"trial_end:1?fill={store / 'filler'}")
+        args = [*grid_args("[relu, tanh]", epochs=1, images=200), "--set",
+                f"storage_path={storage}", "--set", "search.max_concurrent=1",
+                "--set", f"mlflow.tracking_uri={uri}"]  # fmt: skip
+        out = cnn_tune_here("run", str(DEMO), *args, cwd=tmp_path, address=ray_address)
+        assert out.returncode == 130, out.stderr[-3000:]
+        line = the_error_line(out)
+        assert f"the filesystem at {store} (0 B free of 16.0 MiB) is full" in line
+        assert f"writing under {store} (the MLflow store)" in line
+
+        monkeypatch.delenv(crash_points.ENV_VAR)
+        os.remove(store / "filler")
+        out = cnn_tune_here("resume", NAME, "--storage-path", str(storage), "--json",
+                            cwd=tmp_path, address=ray_address)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+        client, parents, children = mlflow_runs(tmp_path, uri)
+        assert len(parents) == 1 and len(children) == 2
+        assert {r.info.status for r in parents + children} == {"FINISHED"}
+        assert_one_point_per_epoch(client, children)
+    finally:
+        # Lazily: MLflow keeps this process's SQLite connection to the store open.
+        subprocess.run(["umount", "--lazy", str(store)], check=True)

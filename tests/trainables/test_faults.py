@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import subprocess
+
 import pytest
 
-from trainables.faults import ENV_VAR, Fault, active_fault, parse_fault
+from tests.disks import tmpfs
+from trainables.faults import ENV_VAR, Fault, active_fault, fill_before_report, parse_fault
 
 
 def test_a_spec_is_parsed_into_kind_epoch_match_and_marker():
@@ -12,9 +17,10 @@ def test_a_spec_is_parsed_into_kind_epoch_match_and_marker():
         "nan", 2, {"activation": "sigmoid"}, "/tmp/m"
     )
     assert parse_fault("raise@3") == Fault("raise", 3, {}, None)
+    assert parse_fault("fill@1?file=/mnt/x") == Fault("fill", 1, {}, None, "/mnt/x")
 
 
-@pytest.mark.parametrize("text", ["boom@2", "nan", "nan@two", "@2"])
+@pytest.mark.parametrize("text", ["boom@2", "nan", "nan@two", "@2", "fill@1", "nan@1?file=/x"])
 def test_a_bad_spec_names_the_variable(text):
     with pytest.raises(ValueError, match=ENV_VAR):
         parse_fault(text)
@@ -35,3 +41,19 @@ def test_once_fires_a_single_time_and_leaves_its_marker(monkeypatch, tmp_path):
     assert active_fault(1, {}) == "raise"
     assert marker.read_text() == "raise@1\n"
     assert active_fault(1, {}) is None  # the retry runs clean
+
+
+def test_a_fill_is_not_the_loops_and_fills_the_disk_before_the_report(monkeypatch, tmp_path):
+    disk = tmpfs(tmp_path / "small", "256k")
+    try:
+        monkeypatch.setenv(ENV_VAR, f"fill@2?file={disk / 'filler'}")
+        assert active_fault(2, {}) is None  # the training loop injects no fill
+        fill_before_report(1, {})
+        assert os.statvfs(disk).f_bavail > 0  # not its epoch
+        fill_before_report(2, {})
+        assert os.statvfs(disk).f_bavail == 0
+        with pytest.raises(OSError) as full:
+            (disk / "checkpoint").write_bytes(b"x")
+        assert full.value.errno == errno.ENOSPC
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import subprocess
 
+import pytest
+
+from tests.disks import tmpfs
 from tune import crash_points
 from tune.crash_points import ENV_VAR, crash_point
 
@@ -42,3 +47,17 @@ def test_once_dies_only_while_its_marker_is_missing(monkeypatch, tmp_path):
     monkeypatch.setattr(crash_points, "_reached", crash_points.Counter())  # the resumed driver
     crash_point("search_end")
     assert sent == [signal.SIGKILL]
+
+
+def test_fill_fills_the_disk_instead_of_dying(monkeypatch, tmp_path):
+    sent = killed(monkeypatch)
+    disk = tmpfs(tmp_path / "small", "256k")
+    try:
+        monkeypatch.setenv(ENV_VAR, f"trial_end:1?fill={disk / 'filler'}")
+        crash_point("trial_end")
+        assert sent == [] and os.statvfs(disk).f_bavail == 0
+        with pytest.raises(OSError) as full:
+            (disk / "next").write_bytes(b"x")
+        assert full.value.errno == errno.ENOSPC  # the next write is the one that fails
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

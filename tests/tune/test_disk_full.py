@@ -5,6 +5,7 @@ search filling a real tmpfs, is tests/scenarios/test_disk_full.py)."""
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import signal
 import subprocess
@@ -99,3 +100,38 @@ def test_the_run_map_on_a_full_disk_stays_whole(small_disk):
     assert RunMap.load(path).parent_run_id == "parent"  # the old map, not a cut one
     assert not list(small_disk.glob("*.tmp"))  # no partial copy beside it
     assert disk_full.notice(OSError(errno.ENOSPC, "x"))  # no search driven: only told
+
+
+def test_the_line_names_the_moment_and_the_mlflow_stores_own_folder(tmp_path):
+    watch = FullDiskWatch("demo", str(tmp_path / "exp"))
+    watch.store_path = str(tmp_path / "store")
+    sqlite_full = Exception("(sqlite3.OperationalError) database or disk is full")
+    assert watch.notice(sqlite_full, disk_full.MLFLOW_STORE)
+    assert f"writing under {tmp_path / 'store'} (the MLflow store)" in str(watch.error())
+    other = FullDiskWatch("demo", str(tmp_path / "exp"))
+    other.notice(OSError(errno.ENOSPC, "No space left on device"), disk_full.RAY_STATE)
+    assert f"writing under {tmp_path / 'exp'} (Ray's experiment state)" in str(other.error())
+
+
+@pytest.mark.parametrize(
+    "logger, message, moment",
+    [
+        ("ray.tune.execution.experiment_state", "Saving experiment state to storage at 'x' "
+         "failed with exception: [Errno 28] No space left on device", "Ray's experiment state"),
+        ("ray.tune", "Trial task failed: OSError: [Errno 28] No space left on device",
+         "a trial's checkpoint"),
+        ("mlflow.store.db.utils", "SQLAlchemy database error. (sqlite3.OperationalError) "
+         "database or disk is full", "the MLflow store"),
+    ],
+)  # fmt: skip
+def test_ray_and_mlflow_log_lines_of_a_full_disk_are_hidden_and_name_their_moment(
+    monkeypatch, tmp_path, logger, message, moment
+):
+    monkeypatch.setattr(os, "kill", lambda pid, sig: None)
+    hide = disk_full._HideFullDiskTracebacks()
+    with disk_full.watch_for_full_disk("demo", str(tmp_path)) as watch:
+        record = logging.LogRecord(logger, logging.ERROR, __file__, 1, message, None, None)
+        assert hide.filter(record) is False  # hidden: the one line says it
+        quiet = logging.LogRecord(logger, logging.ERROR, __file__, 1, "other trouble", None, None)
+        assert hide.filter(quiet) is True
+        assert f"({moment})" in watch.found

@@ -10,6 +10,7 @@ CheckpointConfig, with_resources, Tuner.restore); this module only wires a valid
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import signal
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 
 from tune import disk_full
 from tune.config.schema import SearchConfig
-from tune.errors import Unreachable
+from tune.errors import StateUnreadable, Unreachable
 from tune.logs import get_logger, third_party_level
 from tune.outcomes import FitOutcome, TrialRecord
 from tune.paths import experiment_path, is_remote
@@ -139,8 +140,9 @@ def restore_tuner(cfg: SearchConfig, callbacks: list[Any], retry_errored: bool) 
     path = experiment_path(cfg.storage_path, cfg.name)
     if not is_remote(cfg.storage_path):
         disk_full.restore_kept_state(cfg.name, path)
+        saved = read_experiment_state(path)  # one line, not Ray's traceback, when unreadable
         if not retry_errored:
-            retry_errored = retry_full_disk_trials(path)
+            retry_errored = retry_full_disk_trials(saved.trials)
     tuner = tune.Tuner.restore(
         path,
         trainable=make_trainable(cfg),
@@ -153,11 +155,12 @@ def restore_tuner(cfg: SearchConfig, callbacks: list[Any], retry_errored: bool) 
     return tuner
 
 
-def retry_full_disk_trials(path: str) -> bool:
-    """Whether a resume continues the errored trials: yes when each failed on a full disk (a
-    search stopped by `tune.disk_full` with max_failures spent). Ray resumes errored trials
-    all or none, so a genuine failure among them keeps them all errored, with a warning."""
-    full, other = disk_full.errored_trials(path)
+def retry_full_disk_trials(trials: list[Any]) -> bool:
+    """Whether a resume continues the errored trials (of Ray's saved `trials`): yes when each
+    failed on a full disk (a search stopped by `tune.disk_full` with max_failures spent). Ray
+    resumes errored trials all or none, so a genuine failure among them keeps them all
+    errored, with a warning."""
+    full, other = disk_full.errored_trials(trials)
     if not full:
         return False
     if other:
@@ -219,9 +222,29 @@ def saved_statuses(path: str) -> dict[str, str]:
     After Ctrl-C/SIGTERM, Ray ends the running trials in memory (TERMINATED) but saves them
     as PENDING, to be continued; the saved view is the one that tells an interruption.
     """
+    return {t.trial_id: t.status for t in read_experiment_state(path).trials}
+
+
+def read_experiment_state(path: str) -> Any:
+    """Ray's saved view of the experiment (its `ExperimentAnalysis`).
+
+    Raises:
+        StateUnreadable: the state file is cut short (a full disk while Ray saved it) or
+            damaged; the line names the file. A full disk the driver saw takes precedence.
+    """
     from ray.tune import ExperimentAnalysis
 
-    return {t.trial_id: t.status for t in ExperimentAnalysis(path).trials}
+    try:
+        return ExperimentAnalysis(path)
+    except Exception as exc:
+        files = sorted(glob.glob(os.path.join(path, "experiment_state-*.json")))
+        where = files[-1] if files else path
+        raise StateUnreadable(
+            f"cannot read Ray's experiment state {where}: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}; the trials' checkpoints and "
+            "MLflow runs are kept: put back a good copy of the file, or start afresh "
+            "(run --overwrite)"
+        ) from None
 
 
 @contextlib.contextmanager

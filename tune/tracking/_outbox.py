@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from trainables.files import atomic_write
+from tune import disk_full
 from tune.logs import get_logger
 from tune.tracking._store_errors import CREDENTIALS, UNREACHABLE, classify, describe
 
@@ -49,6 +50,7 @@ class Outbox:
         aliases: dict[str, str],
         on_created: Callable[[str, str], None],
         lock: threading.RLock | None = None,
+        store_path: str | None = None,
     ):
         """
         Args:
@@ -58,8 +60,11 @@ class Outbox:
             on_created: called with (placeholder, real id) when a queued run creation goes through.
             lock: held while `aliases` changes and `on_created` runs: the owner of the run map
                 holds it too while it changes or saves the map (the sender is another thread).
+            store_path: the folder of an embedded store's files (SQLite, artifacts), named when
+                its disk fills.
         """
         self.client = client
+        self.store_path = store_path
         self.path = os.path.join(folder, OUTBOX_FILE)
         self.progress = os.path.join(folder, PROGRESS_FILE)
         self.rejected = os.path.join(folder, REJECTED_FILE)
@@ -112,7 +117,7 @@ class Outbox:
         try:
             result = self._send(op)
         except Exception as exc:
-            kind = classify(exc)
+            kind = self._kind_of(exc)
             if kind in (UNREACHABLE, CREDENTIALS):
                 self._mark_down(kind, exc)
                 return self._queue(op)
@@ -152,7 +157,7 @@ class Outbox:
                     try:
                         self._send(op)
                     except Exception as exc:
-                        kind = classify(exc)
+                        kind = self._kind_of(exc)
                         if kind in (UNREACHABLE, CREDENTIALS):
                             self._mark_down(kind, exc)
                             with self._io:
@@ -368,6 +373,14 @@ class Outbox:
         # copy must still be there.
         if op.get("owned"):
             shutil.rmtree(os.path.dirname(op["path"]), ignore_errors=True)
+
+    def _kind_of(self, exc: BaseException) -> str:
+        """What a failed send means. A full disk under an embedded store is waited out like an
+        outage (kept in order, sent once space is freed: never set aside as refused), and stops
+        the search (`tune.disk_full`): every later write would fail the same way."""
+        if disk_full.notice(exc, disk_full.MLFLOW_STORE, self.store_path):
+            return UNREACHABLE
+        return classify(exc)
 
     def _mark_down(self, kind: str, exc: BaseException) -> None:
         self.last_try = time.monotonic()  # the attempt has ended: the retry clock starts now

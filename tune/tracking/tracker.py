@@ -28,7 +28,7 @@ from tune.errors import BadInput, DriverError
 from tune.logs import get_logger
 from tune.metrics import best_of, is_finite_number
 from tune.outcomes import ERROR, RUN_STATUS_OF_REASON
-from tune.paths import artifact_location, redact_uri
+from tune.paths import artifact_location, redact_uri, sqlite_file
 from tune.tracking._conventions import NOTE, git_commit, source_tags
 from tune.tracking._outbox import Outbox
 from tune.tracking.run_map import RUN_MAP_FILE, RunMap, TrialRun
@@ -188,8 +188,14 @@ class Tracker:
 
     def _open_outbox(self) -> None:
         assert self.runs is not None
+        db = sqlite_file(self.tracking_uri)
         self.outbox = Outbox(
-            self.client, self.state_dir, self.runs.aliases, self._created, lock=self.lock
+            self.client,
+            self.state_dir,
+            self.runs.aliases,
+            self._created,
+            lock=self.lock,
+            store_path=os.path.dirname(os.path.abspath(db)) if db else None,
         )
 
     def _created(self, placeholder: str, run_id: str) -> None:

@@ -15,12 +15,14 @@ from ray.tune import Checkpoint, Result
 
 from tests.config_cases import with_changes
 from tune.config.validation import validate_search_config
+from tune.errors import StateUnreadable
 from tune.fit.stopping import SearchStopper
 from tune.fit.tuner import (
     CHECKPOINTS_TO_KEEP,
     make_stopper,
     make_tuner,
     outcome_from,
+    read_experiment_state,
     retry_full_disk_trials,
     saved_statuses,
     sigterm_as_sigint,
@@ -230,13 +232,26 @@ def test_saved_statuses_are_what_the_experiment_state_holds(tmp_path):
     assert saved_statuses(str(folder)) == {"a": "TERMINATED", "b": "PENDING"}
 
 
+@pytest.mark.parametrize("cut", [0.5, 0.0])
+def test_a_state_file_cut_short_is_one_line_naming_it(tmp_path, cut):
+    # What a full disk leaves when it strikes while Ray copies its state to storage.
+    folder = save_experiment_state(tmp_path, "s", {"a": "TERMINATED", "b": "PENDING"})
+    [state] = folder.glob("experiment_state-*.json")
+    state.write_bytes(state.read_bytes()[: int(state.stat().st_size * cut)])
+    with pytest.raises(StateUnreadable) as unreadable:
+        saved_statuses(str(folder))
+    line = str(unreadable.value)
+    assert f"cannot read Ray's experiment state {state}: " in line and "\n" not in line
+    assert unreadable.value.exit_code == 2
+
+
 def test_trials_that_all_failed_on_a_full_disk_are_retried(tmp_path, caplog):
     statuses = {"a": "ERROR", "b": "ERROR", "c": "TERMINATED"}
     folder = save_experiment_state(tmp_path, "s", statuses)
     write_error(folder, "a", "Traceback ...\nOSError: [Errno 28] No space left on device\n")
     # b's error file is missing: the full disk cut it short.
     with caplog.at_level("INFO", logger="cnn_tune"):
-        assert retry_full_disk_trials(str(folder)) is True
+        assert retry_full_disk_trials(read_experiment_state(str(folder)).trials) is True
     assert "continuing trials a, b" in caplog.text
 
 
@@ -244,11 +259,11 @@ def test_a_genuine_failure_beside_them_keeps_every_errored_trial_errored(tmp_pat
     folder = save_experiment_state(tmp_path, "s", {"a": "ERROR", "b": "ERROR"})
     write_error(folder, "a", "OSError: [Errno 28] No space left on device\n")
     write_error(folder, "b", "ValueError: lr must be > 0\n")
-    assert retry_full_disk_trials(str(folder)) is False
+    assert retry_full_disk_trials(read_experiment_state(str(folder)).trials) is False
     assert "--retry-errored" in caplog.text and "trials a failed on a full disk" in caplog.text
 
 
 def test_nothing_is_retried_without_a_full_disk_failure(tmp_path):
     folder = save_experiment_state(tmp_path, "s", {"a": "TERMINATED", "b": "ERROR"})
     write_error(folder, "b", "ValueError: lr must be > 0\n")
-    assert retry_full_disk_trials(str(folder)) is False
+    assert retry_full_disk_trials(read_experiment_state(str(folder)).trials) is False

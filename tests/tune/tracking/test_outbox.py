@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import RestException
 
 from trainables import files as files_module
+from tune import disk_full
 from tune.tracking import _outbox as outbox_module
 from tune.tracking._outbox import OUTBOX_FILE, PLACEHOLDER, Outbox
 
@@ -407,3 +409,28 @@ def test_a_flush_on_a_full_disk_sends_each_queued_write_once_and_ends(outbox, mo
     assert sorted(m.step for m in history) == [1, 2, 3]
     assert "cannot save the MLflow outbox's progress" in caplog.text
     assert box.pending() == 0
+
+
+class FullStore:
+    """An embedded store whose disk is full: every write fails as SQLite's does then."""
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            raise sqlite3.OperationalError("database or disk is full")
+
+        return call
+
+
+def test_a_full_store_disk_keeps_the_writes_in_order_and_stops_the_search(outbox, monkeypatch):
+    box, flaky, experiment_id, _ = outbox
+    run = flaky.client.create_run(experiment_id).info.run_id
+    box.client, box.store_path = FullStore(), "/stores/team"
+    noticed = []
+    monkeypatch.setattr(disk_full, "notice", lambda *args: noticed.append(args) or True)
+    for step in (1, 2):
+        box.submit({"op": "log_batch", "run_id": run, "metrics": [metric("val_acc", 0.5, step)]})
+    assert box.pending() == 2 and box.set_aside == 0  # waiting, never refused for good
+    assert noticed[0][1:] == (disk_full.MLFLOW_STORE, "/stores/team")
+    box.client = flaky  # space freed
+    assert box.flush(force=True)
+    assert [m.step for m in flaky.client.get_metric_history(run, "val_acc")] == [1, 2]
