@@ -3,12 +3,13 @@
 What they found comes back as one typed `StartPlan` for the locked part of the start
 (`tune.driver`). In order: the name and every path setting, the Ray address (or this machine's
 resources), the data (staged into this node's cache once), the batch size against it, the warm
-start, and the tracking store (probed once). A failure is exit 2 or 3 with one line; nothing
-was made yet.
+start, a resume's saved Ray state (read), and the tracking store (probed once). A failure is
+exit 2 or 3 with one line; nothing was made yet.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from tune.checks import (
 )
 from tune.config.schema import SearchConfig
 from tune.logs import get_logger
-from tune.paths import locate_experiment, sqlite_file
+from tune.paths import experiment_path, is_remote, locate_experiment, sqlite_file
 from tune.staging import stage_data
 from tune.warm_start import WarmStart, plan_warm_start
 
@@ -60,8 +61,24 @@ def preflight(cfg: SearchConfig, address: str | None, restore: bool) -> StartPla
     staged = stage_data(cfg)
     check_batch_size(cfg, staged.train_images)
     warm = plan_warm_start(cfg, restore)  # an unknown earlier search: exit 2 (a restore warns)
+    if restore:
+        check_saved_state(cfg)
     probe_tracking_store(cfg.mlflow.tracking_uri)
     return StartPlan(cfg, folder, address, restore, staged.inputs, warm)
+
+
+def check_saved_state(cfg: SearchConfig) -> None:
+    """A resume reads Ray's saved experiment state before it touches anything (the lock, the
+    MLflow runs): a damaged one is exit 2, one line naming the file. Where a full disk cut it
+    short, the copy kept aside (`tune.disk_full`) is the one the resume puts back."""
+    from tune.disk_full import kept_state_dir
+    from tune.fit.tuner import read_experiment_state
+
+    path = experiment_path(cfg.storage_path, cfg.name)
+    if is_remote(cfg.storage_path) or os.path.isdir(kept_state_dir(cfg.name)):
+        return
+    if glob.glob(os.path.join(path, "experiment_state-*.json")):  # else Ray starts afresh
+        read_experiment_state(path)
 
 
 def warn_if_job_paths_are_temporary(cfg: SearchConfig) -> None:

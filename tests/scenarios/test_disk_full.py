@@ -197,3 +197,20 @@ def test_a_full_disk_under_the_mlflow_store_stops_then_resumes(tmp_path, ray_add
     finally:
         # Lazily: MLflow keeps this process's SQLite connection to the store open.
         subprocess.run(["umount", "--lazy", str(store)], check=True)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_resume_of_a_damaged_ray_state_is_one_line_naming_the_file(tmp_path, ray_address):
+    storage = tmp_path / "rr"
+    args = [*one_small_trial(storage, 1), "--set", "search.max_failures=0"]
+    out = cnn_tune_here("run", str(DEMO), *args, cwd=tmp_path, address=ray_address)
+    assert out.returncode == 0, out.stderr[-3000:]
+    [state] = (storage / NAME).glob("experiment_state-*.json")
+    state.write_text(state.read_text()[:40])  # cut short by something other than a full disk
+    out = cnn_tune_here("resume", NAME, "--storage-path", str(storage), cwd=tmp_path,
+                        address=ray_address)  # fmt: skip
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert f"cannot read Ray's experiment state {state}: " in the_error_line(out)
+    _, parents, children = mlflow_runs(tmp_path)
+    assert [r.info.status for r in parents + children] == ["FINISHED", "FINISHED"]  # untouched

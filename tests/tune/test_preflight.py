@@ -11,8 +11,8 @@ import pytest
 
 from tests.helpers import DEMO
 from tune.config.parse import load_search_config
-from tune.errors import BadInput, Unreachable
-from tune.preflight import StartPlan, preflight
+from tune.errors import BadInput, StateUnreadable, Unreachable
+from tune.preflight import StartPlan, check_saved_state, preflight
 
 
 def demo(tmp_path, **search):
@@ -67,3 +67,19 @@ def test_an_unreachable_tracking_server_is_exit_3_last(tmp_path, monkeypatch):
     )
     with pytest.raises(Unreachable, match="MLflow tracking server"):
         preflight(cfg, None, restore=False)
+
+
+def test_a_resume_reads_rays_saved_state_before_anything_is_touched(tmp_path, monkeypatch):
+    cfg = demo(tmp_path)
+    folder = tmp_path / "ray_results" / cfg.name
+    check_saved_state(cfg)  # no experiment yet: Ray starts afresh
+    folder.mkdir(parents=True)
+    state = folder / "experiment_state-2026-01-01_00-00-00.json"
+    state.write_text('{"trial_data": [')  # cut short
+    with pytest.raises(StateUnreadable, match=f"cannot read Ray's experiment state {state}: "):
+        check_saved_state(cfg)
+    # Cut by a full disk: the copy kept aside is the one the resume puts back.
+    kept = tmp_path / "xdg-state" / "cnn-tune" / ".full-disk" / cfg.name
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    kept.mkdir(parents=True)
+    check_saved_state(cfg)
