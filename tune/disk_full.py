@@ -124,15 +124,16 @@ class FullDiskWatch:
         the experiment's folder (the MLflow store's)."""
         if not is_disk_full(exc):
             return False
+        filename = getattr(exc, "filename", None)
+        if isinstance(filename, str):
+            path = os.path.dirname(filename)
+        elif where == MLFLOW_STORE:
+            path = path or self.store_path
+            if path is None:  # a tracking server's own disk: an outage to wait out, not ours
+                return False
         if self.found is None:
-            filename = getattr(exc, "filename", None)
-            if isinstance(filename, str):
-                path = os.path.dirname(filename)
-            elif where == MLFLOW_STORE:
-                path = path or self.store_path
-            path = path or self.path
             # The moment goes into the command's one line: which write met the full disk.
-            self.found = describe_full(path) + (f" ({where})" if where else "")
+            self.found = describe_full(path or self.path) + (f" ({where})" if where else "")
             log.warning(f"{self.found}: stopping the search")
         if self.armed and not self.stop_sent:
             self.stop_sent = True

@@ -1,6 +1,8 @@
-"""A full disk mid-search stops the whole search like SIGTERM (exit 130, one line naming the
-filesystem), and a plain resume after space is freed finishes it (the units of
-`tune.disk_full`: tests/tune/test_disk_full.py)."""
+"""A full disk wherever it strikes: before the first trial it is a failed start (exit 2, nothing
+left); mid-search (Ray's experiment state, a trial's checkpoint, an embedded MLflow store on its
+own disk) it stops the whole search like SIGTERM (exit 130, one line naming the filesystem, the
+path and the moment), and a plain resume after space is freed finishes it. A damaged Ray state
+is one line naming the file (the units of `tune.disk_full`: tests/tune/test_disk_full.py)."""
 
 from __future__ import annotations
 
@@ -120,45 +122,35 @@ def test_a_disk_full_before_the_first_trial_is_a_failed_start(tmp_path):
         subprocess.run(["umount", str(storage)], check=True)
 
 
-@pytest.mark.ray
-@pytest.mark.slow
-def test_a_disk_that_fills_as_ray_saves_its_state_stops_then_resumes(
-    tmp_path, ray_address, monkeypatch
-):
+# Mid-search moments on the storage disk: the variable that asks for the fill, its spec, and
+# the epochs of the one trial.
+MOMENTS = {
     # The trial's end is logged, then the disk fills: Ray's last save of its experiment state
     # is the write that fails (and the state file it leaves may be cut short).
+    "Ray's experiment state": (crash_points.ENV_VAR, "trial_end:1?fill={filler}", 1),
+    # The trial fills the disk just before it reports epoch 1: storing that epoch's checkpoint
+    # is the write that fails, in the trial's process.
+    "a trial's checkpoint": (faults.ENV_VAR, "fill@1?file={filler}", 2),
+}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", list(MOMENTS), ids=["ray-state", "trial-checkpoint"])
+def test_a_disk_that_fills_mid_search_stops_naming_the_moment_then_resumes(
+    tmp_path, ray_address, monkeypatch, moment
+):
+    variable, spec, epochs = MOMENTS[moment]
     storage = tmpfs(tmp_path / "rr", "16m")
     try:
         monkeypatch.setattr(crash_points, "_reached", crash_points.Counter())
-        monkeypatch.setenv(crash_points.ENV_VAR, f"trial_end:1?fill={storage / 'filler'}")
-        out = cnn_tune_here("run", str(DEMO), *one_small_trial(storage, 1), cwd=tmp_path,
+        monkeypatch.setenv(variable, spec.format(filler=storage / "filler"))
+        out = cnn_tune_here("run", str(DEMO), *one_small_trial(storage, epochs), cwd=tmp_path,
                             address=ray_address)  # fmt: skip
         assert out.returncode == 130, out.stderr[-3000:]
         line = the_error_line(out)
         assert f"the filesystem at {storage} (0 B free of 16.0 MiB) is full" in line
-        assert f"writing under {storage}/{NAME} (Ray's experiment state)" in line
-        assert_nothing_running(tmp_path)
-        assert_resumes_to_the_end(tmp_path, storage, ray_address, monkeypatch)
-    finally:
-        subprocess.run(["umount", str(storage)], check=True)
-
-
-@pytest.mark.ray
-@pytest.mark.slow
-def test_a_disk_that_fills_as_a_trial_stores_its_checkpoint_stops_then_resumes(
-    tmp_path, ray_address, monkeypatch
-):
-    # The trial fills the disk just before it reports epoch 1: storing that epoch's
-    # checkpoint is the write that fails, in the trial's process.
-    storage = tmpfs(tmp_path / "rr", "16m")
-    try:
-        monkeypatch.setenv(faults.ENV_VAR, f"fill@1?file={storage / 'filler'}")
-        out = cnn_tune_here("run", str(DEMO), *one_small_trial(storage, 2), cwd=tmp_path,
-                            address=ray_address)  # fmt: skip
-        assert out.returncode == 130, out.stderr[-3000:]
-        line = the_error_line(out)
-        assert f"the filesystem at {storage} (0 B free of 16.0 MiB) is full" in line
-        assert f"writing under {storage}/{NAME} (a trial's checkpoint)" in line
+        assert f"writing under {storage}/{NAME} ({moment})" in line
         assert_nothing_running(tmp_path)
         assert_resumes_to_the_end(tmp_path, storage, ray_address, monkeypatch)
     finally:

@@ -130,8 +130,15 @@ def test_ray_and_mlflow_log_lines_of_a_full_disk_are_hidden_and_name_their_momen
     monkeypatch.setattr(os, "kill", lambda pid, sig: None)
     hide = disk_full._HideFullDiskTracebacks()
     with disk_full.watch_for_full_disk("demo", str(tmp_path)) as watch:
+        watch.store_path = str(tmp_path / "store")  # an embedded store's folder
         record = logging.LogRecord(logger, logging.ERROR, __file__, 1, message, None, None)
         assert hide.filter(record) is False  # hidden: the one line says it
         quiet = logging.LogRecord(logger, logging.ERROR, __file__, 1, "other trouble", None, None)
         assert hide.filter(quiet) is True
         assert f"({moment})" in watch.found
+
+
+def test_a_tracking_servers_full_disk_is_not_this_searchs(tmp_path):
+    watch = FullDiskWatch("demo", str(tmp_path / "exp"))  # no embedded store: a server's
+    assert not watch.notice(Exception("database or disk is full"), disk_full.MLFLOW_STORE)
+    assert watch.found is None
