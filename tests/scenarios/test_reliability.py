@@ -237,13 +237,17 @@ def test_tracking_server_outage_loses_and_doubles_nothing(tmp_path, ray_address)
     assert driver.returncode == 0, stderr[-3000:]
     assert "records are queued on disk" in stderr
     summary = json.loads(stdout)
+    logs = stderr  # what a failed assertion below shows: the drivers' own account
     if summary["mlflow"]["unsent_records"]:
         # The search ended before the server was back: the backlog waits on disk, and the
         # next `resume` (a scheduled rerun) sends it first.
         again = cnn_tune_here("resume", NAME, "--json", cwd=tmp_path, address=ray_address)
         assert again.returncode == 0, again.stderr[-3000:]
         summary = json.loads(again.stdout)
+        logs += "\n--- resume ---\n" + again.stderr
     assert summary["mlflow"]["unsent_records"] == 0
+    rejected = tmp_path / "ray_results" / NAME / "mlflow_outbox.rejected.jsonl"
+    why = (summary["mlflow"], rejected.read_text() if rejected.exists() else "", logs[-6000:])
     try:
         client, parents, children = mlflow_runs(tmp_path, uri)
         assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -253,7 +257,7 @@ def test_tracking_server_outage_loses_and_doubles_nothing(tmp_path, ray_address)
             steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_acc")]
             # every epoch the trial reported is there exactly once
             assert sorted(steps) == list(range(1, reported[child.data.params["activation"]] + 1))
-            assert child.info.status == "FINISHED"
+            assert child.info.status == "FINISHED", (child.data.params["activation"], *why)
     finally:
         server.stop()
 
