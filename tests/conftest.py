@@ -94,19 +94,19 @@ def shared_head(tmp_path_factory):
     Its workers get the session's cache and state folders from the head's environment (they do
     not see the test process's). Each search's driver disconnects when it ends; the next test
     checks that none stayed connected."""
-    from tests.ray_nodes import start_head, stop_nodes
+    from tests.ray_nodes import ray_temp_dir, start_head, stop_nodes
 
     base = tmp_path_factory.getbasetemp()
-    temp = tmp_path_factory.mktemp("shared-ray")
     worker_env = {
         "CNN_TUNE_CACHE": str(base / "cnn-tune-cache"),
         "XDG_STATE_HOME": str(base / "xdg-state"),
     }
-    head = start_head(temp, 2, "head_node", extra_env=worker_env)
-    try:
-        yield head
-    finally:
-        stop_nodes(temp)
+    with ray_temp_dir() as temp:
+        head = start_head(temp, 2, "head_node", extra_env=worker_env)
+        try:
+            yield head
+        finally:
+            stop_nodes(temp)
 
 
 @pytest.fixture(scope="session")

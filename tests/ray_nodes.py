@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.helpers import REPO
@@ -65,6 +68,18 @@ def start_head(
     )  # fmt: skip
     assert head.returncode == 0, head.stderr
     return {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}"}
+
+
+@contextlib.contextmanager
+def ray_temp_dir() -> Iterator[Path]:
+    """A short `--temp-dir` for a test cluster, removed after: Ray's AF_UNIX sockets live under
+    it and may not exceed 107 bytes, which pytest's basetemp (`/tmp/pytest-of-USER/pytest-103/
+    ...`, longer with every run on a machine) plus Ray's session folder did."""
+    temp = Path(tempfile.mkdtemp(prefix="ray-"))
+    try:
+        yield temp
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def stop_nodes(temp: Path) -> None:

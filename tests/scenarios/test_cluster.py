@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.helpers import DEMO, REPO
-from tests.ray_nodes import BIN, env, own_ports, start_head, stop_nodes
+from tests.ray_nodes import BIN, env, own_ports, ray_temp_dir, start_head, stop_nodes
 from tests.trainables.raw_files import write_image_folder
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -33,23 +33,23 @@ def sets(values: dict) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster():
     """Head (1 CPU) plus a second node (1 CPU) with its own raylet: a trial fits one a node."""
-    temp = tmp_path_factory.mktemp("ray")
-    head = start_head(temp, 1, "head_node")
-    # The second node keeps its own dataset cache, as a separate machine would (its trials
-    # resolve the cache folder at run time, from the environment `ray start` gave them).
-    second = subprocess.run(
-        [str(BIN / "ray"), "start", f"--address={head['address']}", "--num-cpus=1",
-         '--resources={"second_node": 1}', *own_ports()],
-        env={**env(), "CNN_TUNE_CACHE": str(temp / "second-node-cache")},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert second.returncode == 0, second.stderr
-    try:
-        yield {**head, "second_cache": temp / "second-node-cache"}
-    finally:
-        stop_nodes(temp)
+    with ray_temp_dir() as temp:
+        head = start_head(temp, 1, "head_node")
+        # The second node keeps its own dataset cache, as a separate machine would (its trials
+        # resolve the cache folder at run time, from the environment `ray start` gave them).
+        second = subprocess.run(
+            [str(BIN / "ray"), "start", f"--address={head['address']}", "--num-cpus=1",
+             '--resources={"second_node": 1}', *own_ports()],
+            env={**env(), "CNN_TUNE_CACHE": str(temp / "second-node-cache")},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        try:
+            assert second.returncode == 0, second.stderr
+            yield {**head, "second_cache": temp / "second-node-cache"}
+        finally:
+            stop_nodes(temp)
 
 
 @pytest.fixture
