@@ -15,6 +15,7 @@ from tune.errors import BadInput
 from tune.outcomes import TrialRecord
 from tune.paths import experiment_path, redact_uri
 from tune.summary import Summary, summarize
+from tune.tracking._children import child_runs
 from tune.tracking.store import prepare_store
 from tune.tracking.tracker import TAG
 
@@ -70,11 +71,7 @@ def read_search(tracking_uri: str, experiment: str, name: str) -> tuple[Any, Any
     prepare_store(tracking_uri)
     client = MlflowClient(tracking_uri)
     parent = find_parent_run(client, experiment, name)
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-        max_results=10_000,
-    )
+    children = child_runs(client, parent.info.experiment_id, parent.info.run_id)
     return client, parent, children
 
 

@@ -29,6 +29,7 @@ from tune.logs import get_logger
 from tune.metrics import best_of, is_finite_number
 from tune.outcomes import ERROR, RUN_STATUS_OF_REASON
 from tune.paths import artifact_location, redact_uri, sqlite_file
+from tune.tracking._children import catch_up
 from tune.tracking._conventions import NOTE, git_commit, source_tags
 from tune.tracking._outbox import Outbox
 from tune.tracking.run_map import RUN_MAP_FILE, RunMap, TrialRun
@@ -146,6 +147,8 @@ class Tracker:
                 self.runs = existing
                 self._open_outbox()
                 self.outbox.flush(force=True)  # what an earlier outage left behind
+                # A map that fell behind the store (a full disk, a kill) learns what it missed.
+                catch_up(existing, self.client, f"{BEST}{self.metric}")
                 self.client.update_run(existing.parent_run_id, status="RUNNING")
                 existing.status = "RUNNING"
                 self.save_runs()
@@ -209,7 +212,7 @@ class Tracker:
 
     def save_runs(self) -> None:
         """Save the run map; on a full disk the map stays in memory (the search is stopped,
-        `tune.disk_full`) and the next save, or a resume's reconcile, catches up."""
+        `tune.disk_full`) and the next save, or a resume's `catch_up`, catches up."""
         assert self.runs is not None
         with self.lock:
             try:
