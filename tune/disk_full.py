@@ -146,7 +146,7 @@ class FullDiskWatch:
         back on the resume."""
         if self.staging is None or not os.path.isdir(self.staging):
             return
-        kept = kept_state_dir(self.name)
+        kept = kept_state_dir(self.path)
         try:
             if os.path.isdir(kept):
                 shutil.rmtree(kept)
@@ -169,12 +169,20 @@ class FullDiskWatch:
 _watch: FullDiskWatch | None = None
 
 
-def kept_state_dir(name: str) -> str:
+def kept_state_dir(experiment: str) -> str:
     """Where a search stopped on a full disk keeps Ray's experiment state until its resume
-    (under cnn-tune's state root; a name never starts with '.', so no experiment is there)."""
+    (under cnn-tune's state root; a name never starts with '.', so no experiment is there).
+
+    Keyed by the experiment's folder, not its name alone: a search of the same name in another
+    storage path must neither take this state on its resume nor skip its own checks for it."""
+    import io
+
+    from trainables.files import sha256_of
     from tune.paths import state_root
 
-    return os.path.join(state_root(), ".full-disk", name)
+    where = os.path.abspath(experiment)
+    digest = sha256_of(io.BytesIO(where.encode()))[:16]
+    return os.path.join(state_root(), ".full-disk", f"{os.path.basename(where)}-{digest}")
 
 
 def note_staging(path: str | None) -> None:
@@ -183,9 +191,9 @@ def note_staging(path: str | None) -> None:
         _watch.staging = path
 
 
-def restore_kept_state(name: str, experiment: str) -> None:
+def restore_kept_state(experiment: str) -> None:
     """On a resume: put back the experiment state a full disk may have cut short."""
-    kept = kept_state_dir(name)
+    kept = kept_state_dir(experiment)
     if not os.path.isdir(kept):
         return
     for entry in os.listdir(kept):

@@ -75,7 +75,7 @@ def check_saved_state(cfg: SearchConfig) -> None:
     from tune.fit.tuner import read_experiment_state
 
     path = experiment_path(cfg.storage_path, cfg.name)
-    if is_remote(cfg.storage_path) or os.path.isdir(kept_state_dir(cfg.name)):
+    if is_remote(cfg.storage_path) or os.path.isdir(kept_state_dir(path)):
         return
     if glob.glob(os.path.join(path, "experiment_state-*.json")):  # else Ray starts afresh
         read_experiment_state(path)

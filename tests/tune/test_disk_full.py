@@ -142,3 +142,26 @@ def test_a_tracking_servers_full_disk_is_not_this_searchs(tmp_path):
     watch = FullDiskWatch("demo", str(tmp_path / "exp"))  # no embedded store: a server's
     assert not watch.notice(Exception("database or disk is full"), disk_full.MLFLOW_STORE)
     assert watch.found is None
+
+
+def test_the_state_kept_aside_belongs_to_one_experiment_folder(tmp_path, monkeypatch):
+    """Two searches of one name in two storage paths: the state one kept when its disk filled
+    is put back by its own resume only (a slow-lane run put one test's into the next's)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    here, there = tmp_path / "a" / "demo", tmp_path / "b" / "demo"
+    for folder in (here, there):
+        folder.mkdir(parents=True)
+        (folder / "experiment_state-x.json").write_text(f'{{"from": "{folder}"}}')
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "experiment_state-x.json").write_text('{"from": "kept"}')
+    watch = FullDiskWatch("demo", str(here))
+    watch.staging = str(staging)
+    watch.keep_state()
+    assert disk_full.kept_state_dir(str(here)) != disk_full.kept_state_dir(str(there))
+
+    disk_full.restore_kept_state(str(there))  # the other search's resume takes nothing
+    assert (there / "experiment_state-x.json").read_text() == f'{{"from": "{there}"}}'
+    disk_full.restore_kept_state(str(here))
+    assert (here / "experiment_state-x.json").read_text() == '{"from": "kept"}'
+    assert not os.path.exists(disk_full.kept_state_dir(str(here)))  # taken once

@@ -11,6 +11,7 @@ import pytest
 
 from tests.helpers import DEMO
 from tune.config.parse import load_search_config
+from tune.disk_full import kept_state_dir
 from tune.errors import BadInput, StateUnreadable, Unreachable
 from tune.preflight import StartPlan, check_saved_state, preflight
 
@@ -79,7 +80,6 @@ def test_a_resume_reads_rays_saved_state_before_anything_is_touched(tmp_path, mo
     with pytest.raises(StateUnreadable, match=f"cannot read Ray's experiment state {state}: "):
         check_saved_state(cfg)
     # Cut by a full disk: the copy kept aside is the one the resume puts back.
-    kept = tmp_path / "xdg-state" / "cnn-tune" / ".full-disk" / cfg.name
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-    kept.mkdir(parents=True)
+    os.makedirs(kept_state_dir(str(folder)))
     check_saved_state(cfg)

@@ -139,7 +139,7 @@ def restore_tuner(cfg: SearchConfig, callbacks: list[Any], retry_errored: bool) 
 
     path = experiment_path(cfg.storage_path, cfg.name)
     if not is_remote(cfg.storage_path):
-        disk_full.restore_kept_state(cfg.name, path)
+        disk_full.restore_kept_state(path)
         saved = read_experiment_state(path)  # one line, not Ray's traceback, when unreadable
         if not retry_errored:
             retry_errored = retry_full_disk_trials(saved.trials)
