@@ -9,7 +9,6 @@ exit 2 or 3 with one line; nothing was made yet.
 
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -72,12 +71,12 @@ def check_saved_state(cfg: SearchConfig) -> None:
     MLflow runs): a damaged one is exit 2, one line naming the file. Where a full disk cut it
     short, the copy kept aside (`tune.disk_full`) is the one the resume puts back."""
     from tune.disk_full import kept_state_dir
-    from tune.fit.tuner import read_experiment_state
+    from tune.fit.tuner import experiment_state_files, read_experiment_state
 
     path = experiment_path(cfg.storage_path, cfg.name)
     if is_remote(cfg.storage_path) or os.path.isdir(kept_state_dir(path)):
         return
-    if glob.glob(os.path.join(path, "experiment_state-*.json")):  # else Ray starts afresh
+    if experiment_state_files(path):  # else Ray starts afresh
         read_experiment_state(path)
 
 

@@ -225,6 +225,12 @@ def saved_statuses(path: str) -> dict[str, str]:
     return {t.trial_id: t.status for t in read_experiment_state(path).trials}
 
 
+def experiment_state_files(path: str) -> list[str]:
+    """Ray's saved experiment state files in an experiment folder, oldest first (none: Ray
+    has not saved one, and a resume starts afresh)."""
+    return sorted(glob.glob(os.path.join(path, "experiment_state-*.json")))
+
+
 def read_experiment_state(path: str) -> Any:
     """Ray's saved view of the experiment (its `ExperimentAnalysis`).
 
@@ -237,7 +243,7 @@ def read_experiment_state(path: str) -> Any:
     try:
         return ExperimentAnalysis(path)
     except Exception as exc:
-        files = sorted(glob.glob(os.path.join(path, "experiment_state-*.json")))
+        files = experiment_state_files(path)
         where = files[-1] if files else path
         raise StateUnreadable(
             f"cannot read Ray's experiment state {where}: {type(exc).__name__}: "

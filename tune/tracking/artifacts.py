@@ -99,7 +99,8 @@ def log_best_model(
         tracker.log_artifacts(run_id, paths, "plots")
     confusion_s = time.perf_counter() - t0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-model") as pool:
-        upload = pool.submit(log_model, tracker, run_id, model, splits, registered_model)
+        status = tracker.runs.trials[state["trial_id"]].status if tracker.runs else None
+        upload = pool.submit(log_model, tracker, run_id, model, splits, registered_model, status)
         if alongside is not None:
             alongside()
         log_model_s = upload.result()
@@ -108,9 +109,17 @@ def log_best_model(
 
 
 def log_model(
-    tracker: Tracker, run_id: str, model: Any, splits: Any, registered_model: str | None
+    tracker: Tracker,
+    run_id: str,
+    model: Any,
+    splits: Any,
+    registered_model: str | None,
+    status: str | None = None,
 ) -> float:
     """The model with its normalization built in, as MLflow's `pt2` format; returns seconds.
+
+    `status`: the run's terminal status as this search decided it (its trial's, in the run
+    map); the run is left with it. None: read from the store.
 
     `pt2` (`torch.export`) over pickle: the logged model is a graph that loads with torch alone
     (no cnn-tune classes, so `mlflow models serve` works in any environment with torch) and
@@ -132,7 +141,10 @@ def log_model(
     example = splits.val_x[:EXAMPLE_IMAGES].float().numpy() / 255.0  # (2, C, H, W) in [0, 1]
     with torch.no_grad():
         signature = infer_signature(example, export(torch.from_numpy(example)).numpy())
-    status = tracker.client.get_run(run_id).info.status
+    # The status this search decided for the run, not the store's at this moment: its end may
+    # still wait in the outbox and land during the export (another thread sends it), and
+    # putting back a RUNNING read before then left the best trial's run RUNNING for good.
+    status = status or tracker.client.get_run(run_id).info.status
     with fluent_store(tracker.tracking_uri), mlflow.start_run(run_id=run_id):
         info = mlflow.pytorch.log_model(
             export,
