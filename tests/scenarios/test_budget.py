@@ -57,7 +57,7 @@ def assert_resume_is_a_normal_end(summary: dict, tmp_path, ray_address) -> None:
 def test_budget_stop_with_optuna(tmp_path, ray_address):
     # Optuna keeps a trial pending: the searcher never proposes all 40.
     args = budget_args(**{"search.algorithm": "optuna", "search.num_samples": 40,
-                          "epochs": 3, "search.time_budget_s": 20})  # fmt: skip
+                          "epochs": 3, "search.time_budget_s": 14})  # fmt: skip
     out = cnn_tune_here("run", str(DEMO), *args, cwd=tmp_path, address=ray_address)
     summary = assert_normal_budget_end(out, 40, tmp_path)
     assert summary["exit_code"] == 0  # 3-epoch trials: several finished within the budget
@@ -72,7 +72,7 @@ def test_budget_stop_with_random_and_max_concurrent_cuts_the_running_trial(tmp_p
     # machine time for the first trial's first epoch; nothing finished, so exit 1.
     args = budget_args(**{"search.algorithm": "random", "search.num_samples": 20,
                           "search.max_concurrent": 1, "epochs": 1000,
-                          "search.time_budget_s": 25})  # fmt: skip
+                          "search.time_budget_s": 16})  # fmt: skip
     out = cnn_tune_here("run", str(DEMO), *args, cwd=tmp_path, address=ray_address)
     summary = assert_normal_budget_end(out, 20, tmp_path)
     assert summary["trials"] == {"total": 1, "finished": 0, "stopped_early": 0, "cut": 1,

@@ -134,7 +134,7 @@ def test_sigkill_at_three_moments_then_resume_loses_and_doubles_nothing(tmp_path
 
 
 def test_sigterm_stops_cleanly_and_resume_if_exists_finishes(tmp_path, ray_address):
-    args = grid_args("[relu, tanh, elu]", epochs=5, images=1500)
+    args = grid_args("[relu, tanh, elu]", epochs=5, images=800)
     driver = start("run", str(DEMO), *args, cwd=tmp_path, address=ray_address)
     wait_for(lambda: any(len(e) >= 1 for e in epochs_reported(tmp_path).values()))
     driver.send_signal(signal.SIGTERM)
@@ -262,12 +262,14 @@ def test_tracking_server_outage_loses_and_doubles_nothing(tmp_path, ray_address)
         server.stop()
 
 
-EPOCHS_FROZEN = 32  # about 1 s each: the search outlasts 8 epochs, the freeze and the thaw
+EPOCHS_FROZEN = 20  # about 1 s each: the search outlasts 8 epochs, the freeze and the thaw
+FREEZE_S = 8  # twice the driver's MLflow request timeout below: at least one write times out
+REQUEST_TIMEOUT = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "4"}  # the driver's own default is 10 s
 
 
 def test_a_frozen_tracking_server_never_slows_the_trials(tmp_path, ray_address):
-    """A server that accepts and never answers for 15 s mid-search (longer than the driver's
-    10 s MLflow request timeout, so at least one write times out): trials keep their pace (time
+    """A server that accepts and never answers for 8 s mid-search (longer than the driver's
+    MLflow request timeout, 4 s here, so at least one write times out): trials keep their pace (time
     between reports, which includes any wait on the driver), and afterwards every metric point
     is in MLflow exactly once."""
     import statistics
@@ -275,12 +277,14 @@ def test_a_frozen_tracking_server_never_slows_the_trials(tmp_path, ray_address):
     server = MlflowServer(tmp_path).start()
     args = grid_args("[relu, tanh]", epochs=EPOCHS_FROZEN, images=600)
     to_server = ["--set", f"mlflow.tracking_uri={server.uri}"]
-    driver = start("run", str(DEMO), *args, *to_server, cwd=tmp_path, address=ray_address)
+    driver = start(
+        "run", str(DEMO), *args, *to_server, cwd=tmp_path, env=REQUEST_TIMEOUT, address=ray_address
+    )
     try:
         wait_for(lambda: sum(len(e) for e in epochs_reported(tmp_path).values()) >= 8)
         frozen_at = time.time()
         server.freeze()
-        time.sleep(15)
+        time.sleep(FREEZE_S)
         server.thaw()
         thawed_at = time.time()
         stdout, stderr = driver.communicate(timeout=400)

@@ -28,7 +28,8 @@ def listed(folder) -> dict:
 
 
 def test_stop_asks_the_live_driver_to_stop_cleanly_and_it_resumes(tmp_path, ray_address):
-    args = grid_args("[relu, tanh]", epochs=10, images=1500)
+    # 4 epochs of 1-2 s after the first: `stop` reaches the driver while its trials run.
+    args = grid_args("[relu, tanh]", epochs=5, images=1000)
     driver = start("run", str(DEMO), *args, cwd=tmp_path, address=ray_address)
     wait_for(lambda: any(len(e) >= 1 for e in epochs_reported(tmp_path).values()))
     assert listed(tmp_path)[NAME]["state"] == "running"
