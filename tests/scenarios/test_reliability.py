@@ -85,11 +85,11 @@ def test_trial_failing_beyond_max_failures_is_failed_with_its_reason(tmp_path, r
 
 
 def test_sigkill_at_three_moments_then_resume_loses_and_doubles_nothing(tmp_path, ray_address):
-    """One 6-trial search whose driver (and its Ray) is killed with SIGKILL during a trial,
+    """One 4-trial search whose driver (and its Ray) is killed with SIGKILL during a trial,
     between a trial's end and the next start, and during the end-of-search logging; resumed
-    after each. At the end: 6 trials, 6 child runs, 1 parent, nothing RUNNING, no epoch logged
+    after each. At the end: 4 trials, 4 child runs, 1 parent, nothing RUNNING, no epoch logged
     twice, and the best model logged and registered once."""
-    activations = "[relu, tanh, elu, silu, gelu, leaky_relu]"
+    activations = "[relu, tanh, elu, silu]"  # two waves of two: the second starts after one ends
     args = [
         *grid_args(activations, epochs=3, images=600),
         "--set",
@@ -118,11 +118,11 @@ def test_sigkill_at_three_moments_then_resume_loses_and_doubles_nothing(tmp_path
     out = cnn_tune_here("resume", NAME, "--json", cwd=tmp_path, address=ray_address)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout)
-    assert summary["trials"]["total"] == 6 and summary["trials"]["finished"] == 6
+    assert summary["trials"]["total"] == 4 and summary["trials"]["finished"] == 4
     client, parents, children = mlflow_runs(tmp_path)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert len(children) == 6
-    assert len({c.data.tags["cnn_tune.trial_id"] for c in children}) == 6
+    assert len(children) == 4
+    assert len({c.data.tags["cnn_tune.trial_id"] for c in children}) == 4
     assert {c.info.status for c in children} == {"FINISHED"}
     assert_one_point_per_epoch(client, children)
     for child in children:
@@ -220,8 +220,8 @@ def test_second_driver_is_refused_while_the_first_lives(tmp_path, ray_address):
     assert out.returncode == 0, out.stderr[-3000:]
 
 
-def test_tracking_server_outage_loses_and_doubles_nothing(tmp_path, ray_address):
-    server = MlflowServer(tmp_path).start()
+def test_tracking_server_outage_loses_and_doubles_nothing(tmp_path, ray_address, blank_sqlite):
+    server = MlflowServer(tmp_path, blank_sqlite(tmp_path / "server.db")).start()
     uri = server.uri
     args = grid_args("[relu, tanh]", epochs=6, images=1500)
     to_server = ["--set", f"mlflow.tracking_uri={uri}"]
@@ -267,14 +267,14 @@ FREEZE_S = 8  # twice the driver's MLflow request timeout below: at least one wr
 REQUEST_TIMEOUT = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "4"}  # the driver's own default is 10 s
 
 
-def test_a_frozen_tracking_server_never_slows_the_trials(tmp_path, ray_address):
+def test_a_frozen_tracking_server_never_slows_the_trials(tmp_path, ray_address, blank_sqlite):
     """A server that accepts and never answers for 8 s mid-search (longer than the driver's
     MLflow request timeout, 4 s here, so at least one write times out): trials keep their pace (time
     between reports, which includes any wait on the driver), and afterwards every metric point
     is in MLflow exactly once."""
     import statistics
 
-    server = MlflowServer(tmp_path).start()
+    server = MlflowServer(tmp_path, blank_sqlite(tmp_path / "server.db")).start()
     args = grid_args("[relu, tanh]", epochs=EPOCHS_FROZEN, images=600)
     to_server = ["--set", f"mlflow.tracking_uri={server.uri}"]
     driver = start(

@@ -34,8 +34,8 @@ def files_containing(root: Path, needles: list[str], skip: set[str] = frozenset(
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_credentials_never_leak(tmp_path):
-    with MlflowServer(tmp_path) as server:
+def test_credentials_never_leak(tmp_path, blank_sqlite):
+    with MlflowServer(tmp_path, blank_sqlite(tmp_path / "server.db")) as server:
         work = tmp_path / "work"
         work.mkdir()
         uri = server.uri.replace("http://", f"http://alice:{URI_PASSWORD}@")
