@@ -61,6 +61,15 @@ def blank_sqlite(_blank_store_file):
 
 
 @pytest.fixture
+def mlflow_server(tmp_path, blank_sqlite):
+    """A real `mlflow server` (not started yet: `.start()` or `with`) on a blank SQLite store
+    in the test's folder."""
+    from tests.servers import MlflowServer
+
+    return MlflowServer(tmp_path, blank_sqlite(tmp_path / "server.db"))
+
+
+@pytest.fixture
 def store(tmp_path, blank_sqlite):
     uri = blank_sqlite(tmp_path / "mlruns.db")
     folder = tmp_path / "exp"

@@ -35,15 +35,15 @@ class MlflowServer:
     """A real `mlflow server` process (SQLite store, served artifacts) that tests can kill and
     start again on the same port and store."""
 
-    def __init__(self, folder: Path, backend: str | None = None):
-        """`backend`: the store's URI (the `blank_sqlite` fixture's: no migrations to run at
-        the start); by default a new SQLite file in `folder`."""
+    def __init__(self, folder: Path, backend: str):
+        """`backend`: the store's URI; the `mlflow_server` fixture gives a copy of the session's
+        blank store, so the start runs no migrations."""
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.command = [
             sys.executable, "-m", "mlflow", "server",
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--backend-store-uri", backend or f"sqlite:///{folder / 'server.db'}",
+            "--backend-store-uri", backend,
             "--artifacts-destination", str(folder / "server-artifacts"),
             # One worker, not MLflow's four: on 2 cores four took 13 s to start (7 s for one)
             # and competed with the trials; no test here needs parallel requests.

@@ -211,6 +211,7 @@ RULE_HOMES = [
     ("hashlib.sha256(", "trainables.files", {
         "trainables.cache": "the cache key: a digest of the build request's JSON",
         "trainables.datasets": "an ImageFolder's identity: a digest of its names, sizes, times",
+        "tune.disk_full": "the kept state's folder: a digest of the experiment folder's path",
     }),
     # better by mode: `tune.metrics.better` / `best_of` / `best_first`
     ('mode == "max"', "tune.metrics", {

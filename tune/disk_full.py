@@ -175,13 +175,12 @@ def kept_state_dir(experiment: str) -> str:
 
     Keyed by the experiment's folder, not its name alone: a search of the same name in another
     storage path must neither take this state on its resume nor skip its own checks for it."""
-    import io
+    import hashlib
 
-    from trainables.files import sha256_of
     from tune.paths import state_root
 
     where = os.path.abspath(experiment)
-    digest = sha256_of(io.BytesIO(where.encode()))[:16]
+    digest = hashlib.sha256(where.encode()).hexdigest()[:16]
     return os.path.join(state_root(), ".full-disk", f"{os.path.basename(where)}-{digest}")
 
 

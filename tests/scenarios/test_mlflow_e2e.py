@@ -15,7 +15,7 @@ import torch
 from mlflow import MlflowClient
 
 from tests.helpers import DEMO, REPO, cnn_tune_here
-from tests.servers import MlflowServer, free_port, wait_http
+from tests.servers import free_port, wait_http
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -300,8 +300,8 @@ SERVER_ARGS = [*ARGS[:-3], "--set", "space={activation: [relu, sigmoid], augment
                "batch_size: [64], lr: [0.003]}", "--json"]  # fmt: skip
 
 
-def test_search_against_a_real_mlflow_server(tmp_path, ray_address, blank_sqlite):
-    with MlflowServer(tmp_path, blank_sqlite(tmp_path / "server.db")) as server:
+def test_search_against_a_real_mlflow_server(tmp_path, ray_address, mlflow_server):
+    with mlflow_server as server:
         uri = server.uri
         to_server = ["--set", f"mlflow.tracking_uri={uri}"]
         out = cnn_tune_here(

@@ -26,7 +26,6 @@ from tests.helpers import (
     start,
     wait_for,
 )
-from tests.servers import MlflowServer
 from tune.lock import experiment_lock
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -220,8 +219,8 @@ def test_second_driver_is_refused_while_the_first_lives(tmp_path, ray_address):
     assert out.returncode == 0, out.stderr[-3000:]
 
 
-def test_tracking_server_outage_loses_and_doubles_nothing(tmp_path, ray_address, blank_sqlite):
-    server = MlflowServer(tmp_path, blank_sqlite(tmp_path / "server.db")).start()
+def test_tracking_server_outage_loses_and_doubles_nothing(tmp_path, ray_address, mlflow_server):
+    server = mlflow_server.start()
     uri = server.uri
     args = grid_args("[relu, tanh]", epochs=6, images=1500)
     to_server = ["--set", f"mlflow.tracking_uri={uri}"]
@@ -267,14 +266,14 @@ FREEZE_S = 8  # twice the driver's MLflow request timeout below: at least one wr
 REQUEST_TIMEOUT = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "4"}  # the driver's own default is 10 s
 
 
-def test_a_frozen_tracking_server_never_slows_the_trials(tmp_path, ray_address, blank_sqlite):
+def test_a_frozen_tracking_server_never_slows_the_trials(tmp_path, ray_address, mlflow_server):
     """A server that accepts and never answers for 8 s mid-search (longer than the driver's
     MLflow request timeout, 4 s here, so at least one write times out): trials keep their pace (time
     between reports, which includes any wait on the driver), and afterwards every metric point
     is in MLflow exactly once."""
     import statistics
 
-    server = MlflowServer(tmp_path, blank_sqlite(tmp_path / "server.db")).start()
+    server = mlflow_server.start()
     args = grid_args("[relu, tanh]", epochs=EPOCHS_FROZEN, images=600)
     to_server = ["--set", f"mlflow.tracking_uri={server.uri}"]
     driver = start(

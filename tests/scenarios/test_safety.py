@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import DEMO, cnn_tune
-from tests.servers import MlflowServer
 from tune.cli import build_parser
 
 SECRETS = {
@@ -34,8 +33,8 @@ def files_containing(root: Path, needles: list[str], skip: set[str] = frozenset(
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_credentials_never_leak(tmp_path, blank_sqlite):
-    with MlflowServer(tmp_path, blank_sqlite(tmp_path / "server.db")) as server:
+def test_credentials_never_leak(tmp_path, mlflow_server):
+    with mlflow_server as server:
         work = tmp_path / "work"
         work.mkdir()
         uri = server.uri.replace("http://", f"http://alice:{URI_PASSWORD}@")

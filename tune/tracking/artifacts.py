@@ -99,7 +99,8 @@ def log_best_model(
         tracker.log_artifacts(run_id, paths, "plots")
     confusion_s = time.perf_counter() - t0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-model") as pool:
-        status = tracker.runs.trials[state["trial_id"]].status if tracker.runs else None
+        assert tracker.runs is not None  # `tracker.run_id` above needed it too
+        status = tracker.runs.trials[state["trial_id"]].status
         upload = pool.submit(log_model, tracker, run_id, model, splits, registered_model, status)
         if alongside is not None:
             alongside()
