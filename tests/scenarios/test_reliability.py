@@ -268,11 +268,14 @@ REQUEST_TIMEOUT = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "4"}  # the driver's own defau
 
 def test_a_frozen_tracking_server_never_slows_the_trials(tmp_path, ray_address, mlflow_server):
     """A server that accepts and never answers for 8 s mid-search (longer than the driver's
-    MLflow request timeout, 4 s here, so at least one write times out): trials keep their pace (time
-    between reports, which includes any wait on the driver), and afterwards every metric point
-    is in MLflow exactly once."""
-    import statistics
+    MLflow request timeout, 4 s here, so at least one write times out): no trial waits on the
+    driver, and afterwards every metric point is in MLflow exactly once.
 
+    A trial's wait is measured, not its epoch time: Ray's `time_this_iter_s` runs from the
+    driver's `train()` call to the report, so a driver stuck on a write shows up as a gap between
+    the driver's handling of two reports (the points' MLflow timestamps, taken when the driver
+    handles a result) longer than the epoch between them. Epoch times themselves swing 0.5-2.8 s
+    on 2 shared cores (CI failed once on their median), which says nothing about the driver."""
     server = mlflow_server.start()
     args = grid_args("[relu, tanh]", epochs=EPOCHS_FROZEN, images=600)
     to_server = ["--set", f"mlflow.tracking_uri={server.uri}"]
@@ -291,27 +294,32 @@ def test_a_frozen_tracking_server_never_slows_the_trials(tmp_path, ray_address, 
         driver.kill()
         server.thaw()
     assert driver.returncode == 0, stderr[-3000:]
-
-    results = [
-        json.loads(line)
-        for path in glob.glob(str(tmp_path / "ray_results" / NAME / "*" / "result.json"))
-        for line in Path(path).read_text().splitlines()
-        if line.strip()
-    ]
-    before = [r["time_this_iter_s"] for r in results if r["timestamp"] < frozen_at - 1]
-    during = [r["time_this_iter_s"] for r in results if frozen_at + 1 < r["timestamp"] < thawed_at]
-    assert len(before) >= 4 and len(during) >= 4, (len(before), len(during))
-    median = statistics.median(before)
-    assert statistics.median(during) <= 1.25 * median, (median, sorted(during))
-    assert max(during) <= 3 * median + 3, (median, sorted(during))
-
     summary = json.loads(stdout)
     assert summary["mlflow"]["unsent_records"] == 0
+
+    epoch_seconds = {}  # (trial id, epoch) -> Ray's time_this_iter_s
+    for path in glob.glob(str(tmp_path / "ray_results" / NAME / "*" / "result.json")):
+        for line in Path(path).read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                epoch_seconds[r["trial_id"], r["epoch"]] = r["time_this_iter_s"]
     try:
         client, parents, children = mlflow_runs(tmp_path, server.uri)
         assert len(parents) == 1 and len(children) == 2
+        waits, handled_while_frozen = [], 0
         for child in children:
-            steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_acc")]
-            assert sorted(steps) == list(range(1, EPOCHS_FROZEN + 1))  # each epoch once
+            trial_id = child.data.tags["cnn_tune.trial_id"]
+            points = client.get_metric_history(child.info.run_id, "val_acc")
+            steps = sorted(m.step for m in points)
+            assert steps == list(range(1, EPOCHS_FROZEN + 1)), steps  # each epoch once
+            handled = {m.step: m.timestamp / 1000 for m in points}
+            handled_while_frozen += sum(frozen_at < t < thawed_at for t in handled.values())
+            waits += [
+                (handled[e] - handled[e - 1] - epoch_seconds[trial_id, e], e, trial_id)
+                for e in range(2, EPOCHS_FROZEN + 1)
+            ]
     finally:
         server.stop()
+    assert handled_while_frozen >= 4  # the trials went on while the server was frozen
+    # A write waiting on the frozen server would hold a trial for the 4 s timeout at least.
+    assert max(waits)[0] < 2.0, sorted(waits)[-5:]
