@@ -194,15 +194,15 @@ def restore_stopper(cfg: SearchConfig, tuner: Any, saved: str | None) -> Any:
 
 
 def outcome_from(results: Any) -> FitOutcome:
-    """Ray's ResultGrid -> plain records, per-epoch histories and latest checkpoints."""
+    """Ray's ResultGrid -> plain records, per-epoch histories and latest checkpoints: one
+    record per trial (`one_result_per_trial`)."""
     outcome = FitOutcome(records=[])
-    for result in results:
+    for trial_id, result in one_result_per_trial(results).items():
         metrics = dict(result.metrics or {})
         error = None
         if result.error is not None:
             lines = [line for line in str(result.error).strip().splitlines() if line.strip()]
             error = lines[-1] if lines else type(result.error).__name__
-        trial_id = metrics.get("trial_id") or os.path.basename(str(result.path))
         outcome.records.append(
             TrialRecord(
                 trial_id=trial_id, config=dict(result.config or {}), metrics=metrics, error=error
@@ -214,6 +214,29 @@ def outcome_from(results: Any) -> FitOutcome:
             outcome.histories[trial_id] = [by_epoch[e] for e in sorted(by_epoch)]
         outcome.checkpoints[trial_id] = result.checkpoint
     return outcome
+
+
+def one_result_per_trial(results: Any) -> dict[str, Any]:
+    """Trial id -> its result, in Ray's order. Once in CI (a 30-trial search that its target
+    stopped) Ray's ResultGrid held a trial twice: its finished result and a copy that had
+    never reported; the summary then counted 7 trials for 6 runs. The result that got
+    furthest stands for the trial."""
+    kept: dict[str, Any] = {}
+    for result in results:
+        metrics = result.metrics or {}
+        trial_id = metrics.get("trial_id") or os.path.basename(str(result.path))
+        if trial_id in kept:
+            log.debug(f"Ray returned trial {trial_id} twice; keeping its furthest result")
+            if progress_of(result) <= progress_of(kept[trial_id]):
+                continue
+        kept[trial_id] = result
+    return kept
+
+
+def progress_of(result: Any) -> tuple[int, bool]:
+    """How far a result got: its reported iterations, then whether it holds an error."""
+    iterations = (result.metrics or {}).get("training_iteration") or 0
+    return int(iterations), result.error is not None
 
 
 def saved_statuses(path: str) -> dict[str, str]:

@@ -194,6 +194,22 @@ def test_histories_are_ordered_by_epoch_whatever_the_report_order(tmp_path):
     assert [h["epoch"] for h in outcome_from([result]).histories["t"]] == [1, 3]
 
 
+def test_a_trial_ray_returns_twice_is_one_record_of_its_furthest_result(tmp_path):
+    # Seen once in CI: a stopped search's ResultGrid held a finished trial and a copy of it that
+    # never reported (the summary counted 7 trials for 6 runs).
+    frame = pd.DataFrame([{"epoch": 1, "val_acc": 0.1}, {"epoch": 2, "val_acc": 0.2}])
+    reported = {"trial_id": "t4", "epoch": 2, "training_iteration": 2, "val_acc": 0.2}
+    done = Result(metrics=reported, checkpoint=None, error=None, path=str(tmp_path / "t4"),
+                  metrics_dataframe=frame)  # fmt: skip
+    copy = Result(metrics={"trial_id": "t4"}, checkpoint=None, error=None, path=str(tmp_path))
+    other = Result(metrics={"trial_id": "t5"}, checkpoint=None, error=None, path=str(tmp_path))
+    for order in ([done, other, copy], [copy, other, done]):
+        outcome = outcome_from(order)
+        assert [r.trial_id for r in outcome.records] == ["t4", "t5"]
+        assert outcome.records[0].metrics["val_acc"] == 0.2
+        assert [h["epoch"] for h in outcome.histories["t4"]] == [1, 2]
+
+
 # --- the saved experiment state ----------------------------------------------------------------
 
 
