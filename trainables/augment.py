@@ -5,16 +5,21 @@ on the same device, and returns a uint8 batch of the same shape. All randomness 
 the generator, so a seed reproduces a run; each sample draws its own flip, offset or patch
 (airbench's `batch_flip_lr` / `batch_crop` idea, without one crop for the whole batch).
 Policies run on training batches only; evaluation never calls them.
+
+A policy that mirrors draws each image's flip from the generator, or takes the flips it is
+given: airbench's alternating flip (`TrialConfig.flip_mode`) mirrors an image on every other
+epoch rather than at random, which shows each image both ways in any two epochs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-Policy = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+Step = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 CROP_PAD = 4  # pixels of zero padding before the random crop (the CIFAR standard)
 
@@ -25,8 +30,25 @@ def _uniform(batch: int, generator: torch.Generator, device: torch.device) -> to
 
 def flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror each image left-right with probability 1/2."""
-    mask = _uniform(x.shape[0], generator, x.device) < 0.5  # (B,)
-    return torch.where(mask[:, None, None, None], x.flip(3), x)
+    return mirror(x, _uniform(x.shape[0], generator, x.device) < 0.5)
+
+
+def mirror(x: torch.Tensor, flipped: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the images whose entry of the bool mask `flipped` (B,) is set."""
+    return torch.where(flipped[:, None, None, None], x.flip(3), x)
+
+
+def first_half(seed: int, count: int, device: torch.device) -> torch.Tensor:
+    """Alternating flip's fixed random half of `count` training images, from the trial's seed
+    (a resumed epoch mirrors the same images): mirrored in odd epochs, the rest in even ones."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return torch.rand(count, generator=generator, device=device) < 0.5  # (N,) bool
+
+
+def alternating_flips(half: torch.Tensor, indices: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Which images at `indices` are mirrored in `epoch` (1-based): each image every other
+    epoch, so any two epochs show it both ways (random flips repeat a view half the time)."""
+    return half[indices] ^ (epoch % 2 == 0)
 
 
 def crop(x: torch.Tensor, generator: torch.Generator, pad: int = CROP_PAD) -> torch.Tensor:
@@ -66,35 +88,43 @@ def trivialaugment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return trivialaugment_batch(x, generator)
 
 
-def compose(*policies: Policy) -> Policy:
-    def apply(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        for policy in policies:
-            x = policy(x, generator)
+@dataclass(frozen=True)
+class Policy:
+    """A mirror (or not), then the steps in order; each step draws from the generator."""
+
+    steps: tuple[Step, ...] = ()
+    flips: bool = False
+
+    def __call__(
+        self, x: torch.Tensor, generator: torch.Generator, flipped: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if self.flips:
+            x = flip(x, generator) if flipped is None else mirror(x, flipped)
+        for step in self.steps:
+            x = step(x, generator)
         return x
-
-    return apply
-
-
-def identity(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    return x
 
 
 # name -> policy. Adding a policy is one entry here. Digits must not be flipped: use `crop`.
 POLICIES: dict[str, Policy] = {
-    "none": identity,
-    "flip": flip,
-    "crop": crop,
-    "flip-crop": compose(flip, crop),
-    "cutout": cutout,
-    "flip-crop-cutout": compose(flip, crop, cutout),
-    "trivialaugment": trivialaugment,
+    "none": Policy(),
+    "flip": Policy(flips=True),
+    "crop": Policy((crop,)),
+    "flip-crop": Policy((crop,), flips=True),
+    "cutout": Policy((cutout,)),
+    "flip-crop-cutout": Policy((crop, cutout), flips=True),
+    "trivialaugment": Policy((trivialaugment,)),
 }
 
-
 # Policies that mirror images: training with one says mirroring keeps the label (tta: auto).
-FLIPPING_POLICIES = frozenset({"flip", "flip-crop", "flip-crop-cutout"})
+FLIPPING_POLICIES = frozenset(name for name, policy in POLICIES.items() if policy.flips)
 
 
-def augment(name: str, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Apply policy `name` to a uint8 batch (B, C, H, W); returns the same shape and dtype."""
-    return POLICIES[name](x, generator)
+def augment(
+    name: str, x: torch.Tensor, generator: torch.Generator, flipped: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Apply policy `name` to a uint8 batch (B, C, H, W); returns the same shape and dtype.
+
+    `flipped` (B,) decides a mirroring policy's flips instead of the generator (alternating flip).
+    """
+    return POLICIES[name](x, generator, flipped)

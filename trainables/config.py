@@ -19,7 +19,21 @@ class ConfigError(ValueError):
 LR_SCHEDULES = ("constant", "onecycle", "linear")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
-TTAS = ("auto", "none", "flip")  # auto: flip where the trial's augmentation flips
+# auto: flip where the trial's augmentation flips; flip-translate: airbench's level 2
+TTAS = ("auto", "none", "flip", "flip-translate")
+FLIP_MODES = ("random", "alternate")
+# The networks (trainables.model) and each one's defaults for the keys that tune it: a key left
+# null takes its model's value here, and setting a key its model lacks is an error.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cnn": {"bn_momentum": 0.1, "bn_scale": True},
+    "airbench": {
+        "whiten": True,
+        "whiten_bias_epochs": 3,
+        "dirac_init": True,
+        "bn_momentum": 0.4,
+        "bn_scale": False,
+    },
+}
 IMAGE_MODES = ("RGB", "L")
 # Seeds are derived from the trial's seed (per epoch: seed * 1_000_003 + epoch) and from the
 # search's (numpy's RandomState in Optuna): below 2**32 both fit their generators.
@@ -47,10 +61,21 @@ class TrialConfig:
     # --- augmentation and model ---
     augment: str = "crop"  # a name in trainables.registry.POLICIES
     activation: str = "relu"  # a name in trainables.registry.ACTIVATIONS
+    # how flipping policies mirror: at random per image, or each image on alternate epochs
+    flip_mode: str = "random"
+    # cnn: conv-BN-activation stages; airbench: airbench94's network (trainables.airbench)
+    model: str = "cnn"
     width: int = 32  # channels of the first stage; each later stage doubles it
     depth: int = 3  # stages of conv blocks, each ending in a 2x2 max-pool
     convs_per_stage: int = 1  # conv-BN-activation layers per stage
     dropout: float = 0.0  # before the classifier
+    # Model-specific keys; null takes the model's value (MODEL_DEFAULTS). airbench only: a frozen
+    # 2x2 patch-whitening first conv set from the data, the epochs its bias trains, identity init.
+    whiten: bool | None = None
+    whiten_bias_epochs: int | None = None
+    dirac_init: bool | None = None
+    bn_momentum: float | None = None  # torch's BatchNorm momentum: the new batch's weight
+    bn_scale: bool | None = None  # whether BatchNorm learns a scale (its bias is always learned)
     # --- optimization ---
     batch_size: int = 128  # images per step
     lr: float = 3e-3  # Adam peak learning rate; > 10 only overflows float32 weights
@@ -97,6 +122,11 @@ class TrialConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def model_option(self, key: str) -> Any:
+        """A model-specific key's value: the config's, else its model's default."""
+        value = getattr(self, key)
+        return MODEL_DEFAULTS[self.model][key] if value is None else value
+
     def validate(self) -> None:
         """Check every value against what is allowed; raise `ConfigError` on the first bad one.
 
@@ -112,6 +142,19 @@ class TrialConfig:
         _check_choice("device", self.device, DEVICES)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("tta", self.tta, TTAS)
+        _check_choice("flip_mode", self.flip_mode, FLIP_MODES)
+        _check_choice("model", self.model, list(MODEL_DEFAULTS))
+        for key in sorted({k for d in MODEL_DEFAULTS.values() for k in d}):
+            if getattr(self, key) is not None and key not in MODEL_DEFAULTS[self.model]:
+                models = [m for m, d in MODEL_DEFAULTS.items() if key in d]
+                raise ConfigError(
+                    f"{key} {getattr(self, key)!r} does not apply to model {self.model!r}; "
+                    f"allowed: null, or model {' or '.join(models)}"
+                )
+        if self.bn_momentum is not None:
+            _check_range("bn_momentum", self.bn_momentum, low=0.0, high=1.0, low_open=True)
+        if self.whiten_bias_epochs is not None:
+            _check_range("whiten_bias_epochs", self.whiten_bias_epochs, low=0)
         _check_choice("image_mode", self.image_mode, IMAGE_MODES)
         _check_range("lr", self.lr, low=0.0, high=10.0, low_open=True)
         # Batch norm needs two images per step to compute batch statistics.

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from trainables.augment import FLIPPING_POLICIES, augment
+from trainables.augment import FLIPPING_POLICIES, alternating_flips, augment, first_half
 from trainables.config import TrialConfig
 from trainables.data import Splits, dataset_from_config
 from trainables.faults import InjectedFault, active_fault
@@ -111,7 +111,7 @@ class DeviceSplits:
         self.mean, self.std = mean.to(device), std.to(device)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.bf16 = uses_bf16(device, cfg.precision)
-        self.flip_tta = uses_flip_tta(cfg)
+        self.tta = tta_views(cfg)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast where `uses_bf16`, else float32 (a no-op context)."""
@@ -150,16 +150,14 @@ def evaluate(
     model: nn.Module, on_device: DeviceSplits, x: torch.Tensor, y: torch.Tensor, batch_size: int
 ) -> tuple[float, float, torch.Tensor]:
     """Mean cross-entropy, accuracy and predicted classes (N,) on un-augmented images (and
-    their mirror images, averaged, under flip test-time augmentation)."""
+    other views, their logits averaged, under test-time augmentation: `tta_logits`)."""
     model.eval()
     loss_sum = torch.zeros((), device=x.device)
     preds = []
     for start in range(0, len(y), batch_size):
         xb = on_device.prepare(x[start : start + batch_size])
         with on_device.autocast():
-            logits = model(xb).float()
-            if on_device.flip_tta:  # mean of the two views' logits
-                logits = (logits + model(xb.flip(3)).float()) / 2
+            logits = tta_logits(model, xb, on_device.tta)
         loss_sum += F.cross_entropy(logits, y[start : start + batch_size], reduction="sum")
         preds.append(logits.argmax(dim=1))
     pred = torch.cat(preds)
@@ -167,11 +165,28 @@ def evaluate(
     return loss_sum.item() / max(1, len(y)), acc, pred
 
 
-def uses_flip_tta(cfg: TrialConfig) -> bool:
-    """Flip test-time augmentation per `TrialConfig.tta`: auto follows the training policy."""
+def tta_views(cfg: TrialConfig) -> str:
+    """The test-time views per `TrialConfig.tta`: auto is `flip` where the training policy
+    mirrors, else `none`."""
     if cfg.tta != "auto":
-        return cfg.tta == "flip"
-    return cfg.augment in FLIPPING_POLICIES
+        return cfg.tta
+    return "flip" if cfg.augment in FLIPPING_POLICIES else "none"
+
+
+def tta_logits(model: nn.Module, x: torch.Tensor, views: str) -> torch.Tensor:
+    """float32 logits of a normalized batch averaged over the views: `none` the image alone,
+    `flip` with its mirror, `flip-translate` (airbench's level 2) half of that and half the
+    same pair shifted one pixel up-left and down-right (reflect-padded), averaged."""
+    logits = model(x).float()
+    if views == "none":
+        return logits
+    logits = (logits + model(x.flip(3)).float()) / 2
+    if views == "flip":
+        return logits
+    h, w = x.shape[2:]
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = [padded[:, :, :h, :w], padded[:, :, 2:, 2:]]
+    return (logits + sum(tta_logits(model, s, "flip") for s in shifted) / 2) / 2
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -210,6 +225,10 @@ def train(
     if model is None:
         model = make_model(cfg, splits.channels, splits.num_classes)
     model = model.to(device=device, memory_format=on_device.memory_format)
+    fit_to_data = getattr(model, "fit_to_data", None)  # airbench's whitening: from the data
+    if fit_to_data is not None and state is None:  # a resume loads the fitted weights
+        fit_to_data(on_device.prepare(on_device.train_x[:NORM_SAMPLE]))
+    before_epoch = getattr(model, "before_epoch", None)
     # Steps and evaluation call `net`; checkpoints keep `model`'s state dict, whose keys the
     # compiled wrapper would prefix with `_orig_mod.`. Compiling costs seconds to a minute
     # once (and once more for eval mode), so it pays only over many steps.
@@ -241,6 +260,7 @@ def train(
     )  # the remainder differs every epoch, so no image is lost
     total_steps = steps_per_epoch * cfg.epochs
     generator = torch.Generator(device=device)
+    half = first_half(cfg.seed, n, device) if cfg.flip_mode == "alternate" else None
 
     def snapshot() -> dict[str, Any]:
         saved = {
@@ -269,9 +289,12 @@ def train(
         fault = active_fault(epoch, result.config)
         if fault == "raise":
             raise InjectedFault(f"injected fault in epoch {epoch}")
+        if before_epoch is not None:
+            before_epoch(epoch)
         for step in range(steps_per_epoch):
             idx = order[step * batch_size : (step + 1) * batch_size]
-            xb = on_device.prepare(augment(cfg.augment, on_device.train_x[idx], generator))
+            flipped = None if half is None else alternating_flips(half, idx, epoch)
+            xb = on_device.prepare(augment(cfg.augment, on_device.train_x[idx], generator, flipped))
             yb = on_device.train_y[idx]
             progress = ((epoch - 1) * steps_per_epoch + step) / total_steps
             for group in optimizer.param_groups:

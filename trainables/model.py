@@ -1,4 +1,6 @@
-"""The trial's CNN: conv-BN-activation stages with max-pooling, then a linear classifier.
+"""The trial's network, by `TrialConfig.model`: `cnn` here, `airbench` in its own module.
+
+`cnn`: conv-BN-activation stages with max-pooling, then a linear classifier.
 
 The activation is the knob a search varies most, so it comes by name from
 `trainables.registry.ACTIVATIONS`.
@@ -9,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainables.airbench import Airbench
 from trainables.config import TrialConfig
 from trainables.registry import ACTIVATIONS
 
@@ -20,32 +23,39 @@ def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def conv_block(c_in: int, c_out: int, activation: str) -> nn.Sequential:
+def conv_block(c_in: int, c_out: int, cfg: TrialConfig) -> nn.Sequential:
     """3x3 conv (no bias: BN follows), batch norm, activation."""
+    norm = nn.BatchNorm2d(c_out, momentum=cfg.model_option("bn_momentum"))
+    norm.weight.requires_grad = bool(cfg.model_option("bn_scale"))
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        make_activation(activation),
+        norm,
+        make_activation(cfg.activation),
     )
 
 
 def make_model(cfg: TrialConfig, channels: int, classes: int) -> nn.Module:
-    """Build the CNN for a trial.
+    """Build the network for a trial.
 
     Args:
-        cfg: the trial config (width, depth, convs_per_stage, dropout, activation).
+        cfg: the trial config (model, width, depth, convs_per_stage, dropout, activation, and
+            the model's own keys).
         channels: input channels (1 for MNIST-like data, 3 for RGB).
         classes: number of output classes.
 
     Returns:
-        A module mapping (B, channels, H, W) float images to (B, classes) logits.
+        A module mapping (B, channels, H, W) float images to (B, classes) logits. A module with
+        data-dependent init has `fit_to_data(images)`, one with per-epoch settings
+        `before_epoch(epoch)`: `trainables.loop.train` calls both.
     """
+    if cfg.model == "airbench":
+        return Airbench(cfg, channels, classes)
     layers: list[nn.Module] = []
     c_in = channels
     for stage in range(cfg.depth):
         c_out = min(cfg.width * 2**stage, MAX_STAGE_WIDTH)
         for _ in range(cfg.convs_per_stage):
-            layers.append(conv_block(c_in, c_out, cfg.activation))
+            layers.append(conv_block(c_in, c_out, cfg))
             c_in = c_out
         # ceil_mode: a 28px MNIST image still has 1 pixel after 5 poolings (28-14-7-4-2-1).
         layers.append(nn.MaxPool2d(2, ceil_mode=True))

@@ -1,7 +1,16 @@
 import pytest
 import torch
 
-from trainables.augment import FLIPPING_POLICIES, POLICIES, augment, crop, cutout, flip
+from trainables.augment import (
+    FLIPPING_POLICIES,
+    POLICIES,
+    alternating_flips,
+    augment,
+    crop,
+    cutout,
+    first_half,
+    flip,
+)
 
 
 def batch(b=64, c=3, h=32, w=32):
@@ -105,3 +114,25 @@ def test_trivialaugment_never_mirrors():
 
     assert not any("flip" in name.lower() for name, _, _ in space(32, 32))
     assert "trivialaugment" not in FLIPPING_POLICIES
+
+
+def test_alternating_flip_mirrors_each_image_on_every_other_epoch():
+    cpu = torch.device("cpu")
+    half = first_half(seed=3, count=1000, device=cpu)
+    assert 400 < half.sum().item() < 600
+    assert torch.equal(first_half(seed=3, count=1000, device=cpu), half)  # a resume's draw
+    idx = torch.randperm(1000)[:64]
+    odd, even = (alternating_flips(half, idx, epoch) for epoch in (1, 2))
+    assert torch.equal(odd, half[idx]) and torch.equal(even, ~odd)
+    assert torch.equal(alternating_flips(half, idx, 3), odd)
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_given_flips_decide_the_mirroring_of_flipping_policies_only(name):
+    x, given = batch(8), torch.tensor([True, False] * 4)
+    if name in FLIPPING_POLICIES:
+        # draws for the steps after the mirror are the same either way
+        expected = POLICIES[name](x.flip(3), torch.Generator().manual_seed(0), ~given)
+    else:
+        expected = augment(name, x, torch.Generator().manual_seed(0))
+    assert torch.equal(augment(name, x, torch.Generator().manual_seed(0), given), expected)

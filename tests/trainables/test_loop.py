@@ -234,13 +234,36 @@ def test_channels_last_knob_sets_the_layout_of_steps(mnist5k, channels_last):
 
 
 def test_flip_tta_follows_the_training_policy_unless_set():
-    from trainables.loop import uses_flip_tta
+    from trainables.loop import tta_views
 
-    assert uses_flip_tta(quick(augment="flip-crop")) and not uses_flip_tta(quick(augment="crop"))
-    assert uses_flip_tta(quick(augment="crop", tta="flip"))
-    assert not uses_flip_tta(quick(augment="flip-crop", tta="none"))
+    assert tta_views(quick(augment="flip-crop")) == "flip"
+    assert tta_views(quick(augment="crop")) == "none"
+    assert tta_views(quick(augment="crop", tta="flip")) == "flip"
+    assert tta_views(quick(augment="flip-crop", tta="none")) == "none"
+    assert tta_views(quick(augment="crop", tta="flip-translate")) == "flip-translate"
     with pytest.raises(ValueError, match="tta"):
         quick(tta="mirror")
+
+
+def test_flip_translate_tta_averages_six_views_with_airbench_weights():
+    from trainables.loop import tta_logits
+
+    seen = []
+
+    class Record(torch.nn.Module):  # logits = the first pixel, so each view is identifiable
+        def forward(self, x):
+            seen.append(x.clone())
+            return x[:, :1, 0, :2].flatten(1)
+
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
+    logits = tta_logits(Record(), x, "flip-translate")
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    up_left, down_right = padded[:, :, :4, :4], padded[:, :, 2:, 2:]
+    expected = [x, x.flip(3), up_left, up_left.flip(3), down_right, down_right.flip(3)]
+    assert len(seen) == 6 and all(torch.equal(a, b) for a, b in zip(seen, expected))
+    mean = [v[:, :1, 0, :2].flatten(1) for v in expected]
+    weighted = (mean[0] + mean[1]) / 4 + (mean[2] + mean[3] + mean[4] + mean[5]) / 8
+    assert torch.allclose(logits, weighted)
 
 
 def test_flip_tta_averages_the_logits_of_both_views(mnist5k):
@@ -251,3 +274,20 @@ def test_flip_tta_averages_the_logits_of_both_views(mnist5k):
     x, y = on_device.val_x[:8], on_device.val_y[:8]
     evaluate(model, on_device, x, y, batch_size=8)
     assert len(views) == 2 and torch.equal(views[1], views[0].flip(3))
+
+
+@pytest.mark.parametrize("mode", ["alternate", "random"])
+def test_alternating_flip_shows_each_image_mirrored_in_the_next_epoch(mode, mnist5k):
+    cfg = quick(epochs=2, max_train_images=64, batch_size=64, augment="flip", flip_mode=mode)
+    model = make_model(cfg, mnist5k.channels, mnist5k.num_classes)
+    seen = []
+    model.register_forward_hook(
+        lambda module, args, out: seen.append(args[0].clone()) if module.training else None
+    )
+    train(cfg, splits=mnist5k, model=model)
+
+    def rows(x):  # the batch as a sorted set of images: each epoch draws its own order
+        return sorted(tuple(r.tolist()) for r in x.flatten(1))
+
+    mirrored = rows(seen[1]) == rows(seen[0].flip(3))
+    assert mirrored == (mode == "alternate")
