@@ -21,6 +21,27 @@ def test_arguments_are_checked():
             pipeline.parse_args(bad)
 
 
+def test_ablations_are_recipe_keys_with_checked_values(capsys):
+    args = pipeline.parse_args(
+        ["--budget", "1", "--ablate", "whiten=false", "--ablate", "tta=flip"]
+    )
+    assert args.ablate == [("whiten", False), ("tta", "flip")]
+    bad = {
+        "whiten": "is not KEY=VALUE",
+        "widen=2": "unknown trial config key 'widen'",
+        "tta=sideways": "unknown tta 'sideways'",
+        "width=0": "width 0 is out of range",
+    }
+    for text, words in bad.items():
+        with pytest.raises(SystemExit):
+            pipeline.parse_args(["--budget", "1", "--ablate", text])
+        assert words in capsys.readouterr().err
+    for flags in (["--with-cnn"], ["--ablate", "whiten=false"]):
+        with pytest.raises(SystemExit):
+            pipeline.parse_args(flags)  # without --budget
+        assert "needs --budget" in capsys.readouterr().err
+
+
 def test_lenet_is_the_tutorials_net():
     import torch
 
@@ -47,6 +68,25 @@ def test_budget_mode_reports_two_accuracies(tiny_folder, tmp_path, capsys):
     results = parse_results(capsys.readouterr().out)
     assert set(results) == {"tutorial_budget_acc", "budget_acc"}
     assert all(0.0 <= v <= 1.0 for v in results.values())
+
+
+def test_budget_mode_runs_todays_recipe_and_each_ablation_back_to_back(
+    tiny_folder, tmp_path, capsys
+):
+    argv = ["--data-root", str(tiny_folder), "--out", str(tmp_path), "--budget", "1"]
+    extra = ["--with-cnn", "--ablate", "whiten=false", "--ablate", "lr=0.001"]
+    assert pipeline.main([*argv, *extra]) == 0
+    out = capsys.readouterr().out
+    results = parse_results(out)
+    assert set(results) == {
+        "tutorial_budget_acc",
+        "budget_acc",
+        "budget_acc_cnn",
+        "budget_acc_whiten_false",
+        "budget_acc_lr_0_001",
+    }
+    assert all(0.0 <= v <= 1.0 for v in results.values())
+    assert "| recipe with whiten=false " in out and "| today's cnn " in out
 
 
 def test_budget_per_activation_reports_each_one(tiny_folder, tmp_path, capsys):
