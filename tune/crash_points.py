@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from collections.abc import Callable
 
 from trainables.faults import fill_filesystem
 
@@ -29,9 +30,12 @@ POINTS = ("trial_end", "search_end")
 _reached: Counter[str] = Counter()
 
 
-def crash_point(point: str) -> None:
+def crash_point(point: str, settle: Callable[[], None] | None = None) -> None:
     """SIGKILL this process group, or fill a disk, when the test asked for it here (no-op
-    otherwise)."""
+    otherwise).
+
+    `settle`, before a fill: lets the writes this point follows land first (the MLflow sender's
+    queue), so the fill meets the write the test is about, not one of theirs running late."""
     spec = os.environ.get(ENV_VAR)
     if not spec:
         return
@@ -42,6 +46,8 @@ def crash_point(point: str) -> None:
         return
     settings = dict(opt.split("=", 1) for opt in options.split("&") if "=" in opt)
     if "fill" in settings:
+        if settle is not None:
+            settle()
         fill_filesystem(settings["fill"])
         return
     marker = settings.get("once")

@@ -61,3 +61,18 @@ def test_fill_fills_the_disk_instead_of_dying(monkeypatch, tmp_path):
         assert full.value.errno == errno.ENOSPC  # the next write is the one that fails
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_fill_lets_the_writes_it_follows_land_first(monkeypatch, tmp_path):
+    killed(monkeypatch)
+    disk = tmpfs(tmp_path / "small", "256k")
+    try:
+        monkeypatch.setenv(ENV_VAR, f"trial_end:1?fill={disk / 'filler'}")
+        late = disk / "late-write"  # a write queued before the point, landing late
+        crash_point("trial_end", settle=lambda: late.write_bytes(b"x" * 1000))
+        assert late.stat().st_size == 1000 and os.statvfs(disk).f_bavail == 0
+        # and without a fill asked for, settle is not called
+        monkeypatch.setenv(ENV_VAR, "search_end:5")
+        crash_point("trial_end", settle=lambda: pytest.fail("settled without a fill"))
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -90,7 +90,7 @@ class MlflowTrialCallback(Callback):
         reason = stop_reason(last, self.epochs, cut_by=cut_by)
         self._safe("run end", "trial_ended", trial.trial_id, reason)
         self._log_curve(trial.trial_id)
-        crash_point("trial_end")
+        crash_point("trial_end", settle=self._wait_until_sent)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         # The error's text is filled in at the end from Ray's results (record_error).
@@ -102,6 +102,15 @@ class MlflowTrialCallback(Callback):
     def on_trial_recover(self, iteration, trials, trial, **info):
         # Before Ray spends a retry: a full disk fails every retry the same way.
         disk_full.notice(latest_error(trial), f"trial {trial.trial_id}")
+
+    def _wait_until_sent(self, within_s: float = 30.0) -> None:
+        """Wait until the sender has sent what is queued (a test's fill after a trial's end).
+        Once in CI the sender created a trial's run after that trial had ended, and its run map
+        save, not Ray's state save, met the disk the test had just filled."""
+        outbox = self.tracker.outbox if self.tracker is not None else None
+        deadline = time.monotonic() + within_s
+        while outbox is not None and outbox.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _log_curve(self, trial_id: str) -> None:
         """Draw the curves now, while the driver waits on other trials, when this driver saw
