@@ -227,10 +227,7 @@ def drive_locked(
                     raise watch.error() from None
                 raise
         # A full disk that Ray survived: its state on disk may lag, so resume, never call it done.
-        try:
-            summary = end_search(opening.result(), cfg, outcome, start, watch.found is not None)
-        finally:
-            outcome.wait_for_ray()
+        summary = end_search(opening.result(), cfg, outcome, start, watch.found is not None)
         if watch.found is not None:
             if not summary.interrupted:  # the disk filled while the end was being saved
                 summary = replace(summary, interrupted=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,13 +124,6 @@ class FitOutcome:
     fit_seconds: float = 0.0  # how long Tuner.fit() ran: what a time budget counts
     search_stop: str | None = None  # the `search.stop` rule that ended it (target, plateau)
     planned: int | None = None  # trials it was to run, where a warm start changed the count
-    # Ray's shutdown (about 1 s) runs on this thread while the driver logs the end of the search.
-    ray_stopping: threading.Thread | None = None
-
-    def wait_for_ray(self) -> None:
-        """Block until Ray has shut down (the process must not exit before)."""
-        if self.ray_stopping is not None:
-            self.ray_stopping.join()
 
     def unfinished(self) -> list[str]:
         """Trials Ray did not end (an interrupted search): neither TERMINATED nor ERROR."""

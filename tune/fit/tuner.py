@@ -14,7 +14,6 @@ import glob
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -310,7 +309,7 @@ def fit(
     warm: WarmStart | None = None,
 ) -> FitOutcome:
     """Start or join Ray, run (or restore) the Tuner with the progress and MLflow callbacks,
-    and shut Ray down: at once on an error, else on a thread (`FitOutcome.wait_for_ray`).
+    and shut Ray down before returning, however it ends.
 
     `trial_callback` is called once Ray is up and returns the driver's MLflow trial callback,
     built by the tracking wing (`tune.tracking.MlflowTrialCallback`): the driver opens the
@@ -364,10 +363,11 @@ def fit(
                 outcome.planned = planned
             outcome.ran_anything = bool(progress.latest)
             outcome.statuses = saved_statuses(path)
-        except BaseException:
+        finally:
+            # On this thread, the one that holds every handle into Ray (the tuner, its results,
+            # the trials the callbacks saw). Ray once stopped on a thread of its own while this
+            # one dropped those handles: a handle freed mid-shutdown met a core worker already
+            # gone, and Ray ended the whole process (exit 1, no message; a test session died).
             ray.shutdown()
-            raise
     # Everything the driver still needs is on disk (checkpoints, results) or in `outcome`.
-    outcome.ray_stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
-    outcome.ray_stopping.start()
     return outcome

@@ -1,11 +1,13 @@
-"""tune.fit.tuner without a Ray cluster: the stopper, SIGTERM as Ctrl-C, the Tuner it builds,
-the outcome read from Ray's results, and the full-disk retry read from Ray's saved state."""
+"""tune.fit.tuner: the stopper, SIGTERM as Ctrl-C, the Tuner it builds, the outcome read from
+Ray's results, and the full-disk retry read from Ray's saved state, all without a cluster; and
+on the session's Ray, where and when a fit lets go of Ray."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import threading
 import time
 
 import pandas as pd
@@ -14,6 +16,7 @@ import ray
 from ray.tune import Checkpoint, Result
 
 from tests.config_cases import with_changes
+from tests.helpers import DEMO, cnn_tune_here, grid_args
 from tune.config.validation import validate_search_config
 from tune.errors import StateUnreadable
 from tune.fit.stopping import SearchStopper
@@ -283,3 +286,35 @@ def test_nothing_is_retried_without_a_full_disk_failure(tmp_path):
     folder = save_experiment_state(tmp_path, "s", {"a": "TERMINATED", "b": "ERROR"})
     write_error(folder, "b", "ValueError: lr must be > 0\n")
     assert retry_full_disk_trials(read_experiment_state(str(folder)).trials) is False
+
+
+# --- letting go of Ray ----------------------------------------------------------------------------
+
+
+@pytest.mark.ray
+def test_ray_is_shut_down_on_the_drivers_own_thread_before_the_end_is_logged(
+    tmp_path, ray_address, monkeypatch
+):
+    """Ray stopped on a thread of its own while the driver dropped the tuner and its results:
+    a handle freed mid-shutdown met a core worker already gone, and Ray ended the test session
+    itself (exit 1, no message). So the fit shuts Ray down on the thread that holds them, and
+    nothing of the end of the search runs while Ray is still connected."""
+    import tune.driver
+
+    real_shutdown, real_end = ray.shutdown, tune.driver.end_search
+    calls = []
+
+    def shutdown(*args, **kwargs):
+        calls.append(threading.current_thread() is threading.main_thread())
+        real_shutdown(*args, **kwargs)
+
+    def end_search(*args, **kwargs):
+        calls.append("end" if not ray.is_initialized() else "end while connected")
+        return real_end(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "shutdown", shutdown)
+    monkeypatch.setattr(tune.driver, "end_search", end_search)
+    args = grid_args("[relu]", epochs=1, images=200)
+    out = cnn_tune_here("run", str(DEMO), *args, cwd=tmp_path, address=ray_address)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert calls[:2] == [True, "end"], calls
