@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from trainables.config import TrialConfig
-from trainables.registry import ACTIVATIONS
+from trainables.layers import batch_norm, make_activation
 
 WHITEN_KERNEL = 2  # pixels: airbench's patch size
 WHITEN_EPS = 5e-4  # added to the patch covariance's eigenvalues before the inverse square root
-WHITEN_SAMPLE = 5000  # training images whose patches set the whitening
+WHITEN_SAMPLE = 5000  # training images whose patches set the whitening: `Airbench.fit_sample`
 OUTPUT_SCALE = 1 / 9  # airbench's scaling of the logits
 WIDTH_GROWTH = 4  # groups after the first are this many times wider (64 -> 256 -> 256)
 
@@ -34,10 +34,10 @@ class Group(nn.Module):
         self.conv1 = conv3x3(c_in, c_out, cfg)
         self.pool = nn.MaxPool2d(2, ceil_mode=True)
         self.norm1 = batch_norm(c_out, cfg)
-        self.act1 = ACTIVATIONS[cfg.activation]()
+        self.act1 = make_activation(cfg.activation)
         self.conv2 = conv3x3(c_out, c_out, cfg)
         self.norm2 = batch_norm(c_out, cfg)
-        self.act2 = ACTIVATIONS[cfg.activation]()
+        self.act2 = make_activation(cfg.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.norm1(self.pool(self.conv1(x))))
@@ -46,6 +46,8 @@ class Group(nn.Module):
 
 class Airbench(nn.Module):
     """Maps (B, C, H, W) normalized images to (B, classes) logits, for any C and H, W >= 9."""
+
+    fit_sample = WHITEN_SAMPLE  # how many training images `fit_to_data` wants
 
     def __init__(self, cfg: TrialConfig, channels: int, classes: int):
         super().__init__()
@@ -57,7 +59,7 @@ class Airbench(nn.Module):
         self.stem = nn.Conv2d(channels, stem_width, kernel_size=WHITEN_KERNEL, bias=True)
         nn.init.zeros_(self.stem.bias)
         self.stem.weight.requires_grad = not self.whitened
-        self.stem_act = ACTIVATIONS[cfg.activation]()
+        self.stem_act = make_activation(cfg.activation)
         widths = [cfg.width * (WIDTH_GROWTH if i else 1) for i in range(cfg.depth)]
         self.groups = nn.Sequential(
             *(Group(c_in, c_out, cfg) for c_in, c_out in zip([stem_width, *widths], widths))
@@ -73,7 +75,7 @@ class Airbench(nn.Module):
         """Set the frozen stem to whiten the patches of `images` (normalized (N, C, H, W));
         a learned stem keeps its random init."""
         if self.whitened:
-            set_whitening(self.stem, images[:WHITEN_SAMPLE])
+            set_whitening(self.stem, images[: self.fit_sample])
 
     def before_epoch(self, epoch: int) -> None:
         """The whitening bias trains in the first epochs, then stays: airbench's freeze."""
@@ -89,12 +91,6 @@ def conv3x3(c_in: int, c_out: int, cfg: TrialConfig) -> nn.Conv2d:
         with torch.no_grad():
             nn.init.dirac_(conv.weight[: min(c_in, c_out)])
     return conv
-
-
-def batch_norm(channels: int, cfg: TrialConfig) -> nn.BatchNorm2d:
-    norm = nn.BatchNorm2d(channels, momentum=cfg.model_option("bn_momentum"))
-    norm.weight.requires_grad = bool(cfg.model_option("bn_scale"))
-    return norm
 
 
 def patch_covariance(images: torch.Tensor, kernel: int, chunk: int = 500) -> torch.Tensor:

@@ -227,7 +227,7 @@ def train(
     model = model.to(device=device, memory_format=on_device.memory_format)
     fit_to_data = getattr(model, "fit_to_data", None)  # airbench's whitening: from the data
     if fit_to_data is not None and state is None:  # a resume loads the fitted weights
-        fit_to_data(on_device.prepare(on_device.train_x[:NORM_SAMPLE]))
+        fit_to_data(on_device.prepare(on_device.train_x[: model.fit_sample]))
     before_epoch = getattr(model, "before_epoch", None)
     # Steps and evaluation call `net`; checkpoints keep `model`'s state dict, whose keys the
     # compiled wrapper would prefix with `_orig_mod.`. Compiling costs seconds to a minute
@@ -260,7 +260,9 @@ def train(
     )  # the remainder differs every epoch, so no image is lost
     total_steps = steps_per_epoch * cfg.epochs
     generator = torch.Generator(device=device)
-    half = first_half(cfg.seed, n, device) if cfg.flip_mode == "alternate" else None
+    # Alternating flip needs its fixed half only where the policy mirrors at all.
+    alternate = cfg.flip_mode == "alternate" and cfg.augment in FLIPPING_POLICIES
+    half = first_half(cfg.seed, n, device) if alternate else None
 
     def snapshot() -> dict[str, Any]:
         saved = {

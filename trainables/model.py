@@ -13,23 +13,16 @@ from torch import nn
 
 from trainables.airbench import Airbench
 from trainables.config import TrialConfig
-from trainables.registry import ACTIVATIONS
+from trainables.layers import batch_norm, make_activation
 
 MAX_STAGE_WIDTH = 512  # channels; later stages stop doubling here
 
 
-def make_activation(name: str) -> nn.Module:
-    """Return a fresh activation module for a registry name."""
-    return ACTIVATIONS[name]()
-
-
 def conv_block(c_in: int, c_out: int, cfg: TrialConfig) -> nn.Sequential:
     """3x3 conv (no bias: BN follows), batch norm, activation."""
-    norm = nn.BatchNorm2d(c_out, momentum=cfg.model_option("bn_momentum"))
-    norm.weight.requires_grad = bool(cfg.model_option("bn_scale"))
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
-        norm,
+        batch_norm(c_out, cfg),
         make_activation(cfg.activation),
     )
 
@@ -45,8 +38,9 @@ def make_model(cfg: TrialConfig, channels: int, classes: int) -> nn.Module:
 
     Returns:
         A module mapping (B, channels, H, W) float images to (B, classes) logits. A module with
-        data-dependent init has `fit_to_data(images)`, one with per-epoch settings
-        `before_epoch(epoch)`: `trainables.loop.train` calls both.
+        data-dependent init has `fit_sample` (how many training images it wants) and
+        `fit_to_data(images)`, one with per-epoch settings `before_epoch(epoch)`:
+        `trainables.loop.train` calls both.
     """
     if cfg.model == "airbench":
         return Airbench(cfg, channels, classes)

@@ -291,3 +291,29 @@ def test_alternating_flip_shows_each_image_mirrored_in_the_next_epoch(mode, mnis
 
     mirrored = rows(seen[1]) == rows(seen[0].flip(3))
     assert mirrored == (mode == "alternate")
+
+
+def test_a_data_fitted_model_gets_the_images_it_asks_for(mnist5k):
+    cfg = quick(epochs=1, max_train_images=400, model="airbench", width=8, depth=2)
+    model = make_model(cfg, mnist5k.channels, mnist5k.num_classes)
+    model.fit_sample = 300  # fewer than the epoch's 400: the loop passes just these
+    fitted = []
+    real_fit = model.fit_to_data
+    model.fit_to_data = lambda images: fitted.append(images.shape) or real_fit(images)
+    train(cfg, splits=mnist5k, model=model)
+    assert fitted == [torch.Size([300, 1, 28, 28])]
+
+
+def test_alternate_flip_draws_no_half_for_a_policy_that_never_mirrors(mnist5k, monkeypatch):
+    import trainables.loop as loop
+
+    drawn, real = [], loop.first_half
+    monkeypatch.setattr(loop, "first_half", lambda *a: drawn.append(a) or real(*a))
+    train(
+        quick(epochs=1, max_train_images=64, augment="crop", flip_mode="alternate"), splits=mnist5k
+    )
+    assert drawn == []
+    train(
+        quick(epochs=1, max_train_images=64, augment="flip", flip_mode="alternate"), splits=mnist5k
+    )
+    assert len(drawn) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from trainables import augment, datasets, model, registry
+from trainables import augment, datasets, layers, registry
 from trainables.config import ConfigError, TrialConfig
 
 REGISTRIES = {  # trial config key -> its registry
@@ -19,8 +19,8 @@ def test_each_registry_is_non_empty_and_is_the_one_its_code_uses():
     assert all(len(names) > 0 for names in REGISTRIES.values())
     assert registry.POLICIES is augment.POLICIES
     assert registry.DATASETS is datasets.DATASETS
-    assert model.ACTIVATIONS is registry.ACTIVATIONS
-    assert isinstance(model.make_activation("gelu"), nn.GELU)
+    assert layers.ACTIVATIONS is registry.ACTIVATIONS
+    assert isinstance(layers.make_activation("gelu"), nn.GELU)
 
 
 @pytest.mark.parametrize("key", sorted(REGISTRIES))
@@ -37,4 +37,4 @@ def test_trial_config_accepts_exactly_the_registered_names(key):
 def test_a_new_entry_is_valid_at_once(monkeypatch):
     monkeypatch.setitem(registry.ACTIVATIONS, "mish", nn.Mish)
     TrialConfig(activation="mish").validate()
-    assert isinstance(model.make_activation("mish"), nn.Mish)
+    assert isinstance(layers.make_activation("mish"), nn.Mish)
