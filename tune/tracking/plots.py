@@ -246,6 +246,28 @@ def plot_accuracy_vs_cost(
     return _save(fig, path)
 
 
+MOSAIC_GAP = 2  # pixels of white between the tiles of the augmentation preview
+
+
+def augmentation_mosaic(images: Any, policies: dict[str, Any], seed: int = 0) -> np.ndarray:
+    """One uint8 (rows, cols, C) image: policy i applied to image j in tile (i, j), the tiles
+    `MOSAIC_GAP` white pixels apart. Drawn as one image, not an axes per tile: 56 axes took
+    0.8 s of every search's end to draw."""
+    import torch
+
+    n, c, h, w = images.shape
+    step_y, step_x = h + MOSAIC_GAP, w + MOSAIC_GAP
+    mosaic = np.full(
+        (len(policies) * step_y - MOSAIC_GAP, n * step_x - MOSAIC_GAP, c), 255, np.uint8
+    )
+    for i, policy in enumerate(policies.values()):
+        out = policy(images.clone(), torch.Generator().manual_seed(seed))
+        for j in range(n):
+            tile = out[j].permute(1, 2, 0).numpy()
+            mosaic[i * step_y : i * step_y + h, j * step_x : j * step_x + w] = tile
+    return mosaic
+
+
 def plot_augmentation_grid(images: Any, policies: dict[str, Any], path: str, seed: int = 0) -> str:
     """Each policy (rows) applied to the same training images (columns).
 
@@ -253,22 +275,17 @@ def plot_augmentation_grid(images: Any, policies: dict[str, Any], path: str, see
         images: uint8 tensor (N, C, H, W), a few real training images.
         policies: name -> policy function (trainables.augment.POLICIES or a subset).
     """
-    import torch
-
-    n = images.shape[0]
-    fig, axes = plt.subplots(len(policies), n, figsize=(1.1 * n + 1.4, 1.15 * len(policies)))
-    axes = np.atleast_2d(axes)
-    for i, (name, policy) in enumerate(policies.items()):
-        out = policy(images.clone(), torch.Generator().manual_seed(seed))
-        for j in range(n):
-            img = out[j].permute(1, 2, 0).numpy()
-            ax = axes[i, j]
-            ax.imshow(img[:, :, 0] if img.shape[2] == 1 else img, cmap="gray", vmin=0, vmax=255)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j == 0:
-                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle("augmentation policies on training images")
+    n, _, h, _ = images.shape
+    mosaic = augmentation_mosaic(images, policies, seed)
+    fig, ax = plt.subplots(figsize=(1.1 * n + 1.4, 1.15 * len(policies)))
+    gray = mosaic.shape[2] == 1
+    ax.imshow(mosaic[:, :, 0] if gray else mosaic, cmap="gray", vmin=0, vmax=255)
+    ax.set_xticks([])
+    ax.set_yticks([i * (h + MOSAIC_GAP) + h / 2 for i in range(len(policies))], list(policies))
+    ax.tick_params(axis="y", length=0, labelsize=8)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title("augmentation policies on training images")
     return _save(fig, path)
 
 

@@ -74,6 +74,23 @@ def test_augmentation_grid(tmp_path):
     assert_png(plots.plot_augmentation_grid(images, POLICIES, str(tmp_path / "a.png")))
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_mosaic_holds_policy_i_on_image_j_in_tile_i_j(channels):
+    images = torch.randint(0, 256, (3, channels, 10, 12), dtype=torch.uint8)
+    chosen = {name: POLICIES[name] for name in ("none", "flip", "crop")}
+    mosaic = plots.augmentation_mosaic(images, chosen, seed=5)
+    gap = plots.MOSAIC_GAP
+    assert mosaic.shape == (3 * 10 + 2 * gap, 3 * 12 + 2 * gap, channels)
+    for i, policy in enumerate(chosen.values()):
+        out = policy(images.clone(), torch.Generator().manual_seed(5))
+        for j in range(3):
+            tile = mosaic[
+                i * (10 + gap) : i * (10 + gap) + 10, j * (12 + gap) : j * (12 + gap) + 12
+            ]
+            assert np.array_equal(tile, out[j].permute(1, 2, 0).numpy())
+    assert (mosaic[10 : 10 + gap] == 255).all()  # the white gap between rows
+
+
 def test_trials_csv(tmp_path):
     path = plots.write_trials_csv(ROWS, ["activation", "lr"], str(tmp_path / "t.csv"))
     with open(path) as f:
