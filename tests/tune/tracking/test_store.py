@@ -3,9 +3,11 @@ anything starts, and what a failure at the start means for the exit code."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import mlflow.store.db.utils
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -13,7 +15,13 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, UNAUTHENTICATE
 
 from tests.servers import free_port
 from tune.errors import BadInput, ExitCode
-from tune.tracking.store import TrackingUnreachable, prepare_store, probe_tracking, start_error
+from tune.tracking.store import (
+    TrackingUnreachable,
+    blank_store_template,
+    prepare_store,
+    probe_tracking,
+    start_error,
+)
 
 
 def test_a_fresh_sqlite_store_is_made_with_its_folder_and_made_again_harmlessly(tmp_path):
@@ -21,6 +29,60 @@ def test_a_fresh_sqlite_store_is_made_with_its_folder_and_made_again_harmlessly(
     prepare_store(uri)
     assert (tmp_path / "new" / "folder" / "mlruns.db").is_file()
     prepare_store(uri)  # tables exist: a second start only opens them
+    assert [e.name for e in MlflowClient(uri).search_experiments()] == ["Default"]
+
+
+def schema_of(path) -> list:
+    with sqlite3.connect(path) as db:
+        tables = db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+        return [tables, db.execute("SELECT version_num FROM alembic_version").fetchall()]
+
+
+def test_a_new_store_is_the_cached_blank_one_as_mlflow_would_have_made_it_here(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CNN_TUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    built = tmp_path / "by-mlflow.db"
+    MlflowClient(f"sqlite:///{built}").search_experiments()  # MLflow's own, in the same folder
+
+    template = blank_store_template()  # built on first use: MLflow's migrations run here
+    assert template.startswith(str(tmp_path / "cache"))
+
+    def no_migrations(engine):
+        raise AssertionError("a new store ran MLflow's migrations: the template was not used")
+
+    monkeypatch.setattr(mlflow.store.db.utils, "_initialize_tables", no_migrations)
+    ours = tmp_path / "store" / "mlruns.db"
+    prepare_store(f"sqlite:///{ours}")
+    assert ours.is_file()
+    assert schema_of(ours) == schema_of(built)
+    [default] = MlflowClient(f"sqlite:///{ours}").search_experiments()
+    [expected] = MlflowClient(f"sqlite:///{built}").search_experiments()
+    assert (default.name, default.artifact_location) == (expected.name, expected.artifact_location)
+    # the copy is the store's own: runs logged to it never reach the template
+    client = MlflowClient(f"sqlite:///{ours}")
+    client.create_run(client.create_experiment("mine"))
+    assert [e.name for e in MlflowClient(f"sqlite:///{template}").search_experiments()] == [
+        "Default"
+    ]
+
+
+def test_an_existing_store_is_never_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNN_TUNE_CACHE", str(tmp_path / "cache"))
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    prepare_store(uri)
+    MlflowClient(uri).create_experiment("kept")
+    prepare_store(uri)
+    assert {e.name for e in MlflowClient(uri).search_experiments()} == {"Default", "kept"}
+
+
+def test_without_a_usable_cache_mlflow_builds_the_store_itself(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("CNN_TUNE_CACHE", str(tmp_path / "a-file" / "cache"))  # cannot be made
+    assert blank_store_template() is None
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    prepare_store(uri)
     assert [e.name for e in MlflowClient(uri).search_experiments()] == ["Default"]
 
 
