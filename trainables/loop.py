@@ -23,7 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from trainables.augment import FLIPPING_POLICIES, alternating_flips, augment, first_half
 from trainables.config import TrialConfig
 from trainables.data import Splits, dataset_from_config
-from trainables.faults import InjectedFault, active_fault
+from trainables.faults import InjectedFault, active_fault, hold_until_released
 from trainables.model import make_model
 
 # metrics of one epoch, and a function that returns the checkpoint state when called
@@ -291,6 +291,8 @@ def train(
         fault = active_fault(epoch, result.config)
         if fault == "raise":
             raise InjectedFault(f"injected fault in epoch {epoch}")
+        if fault == "hold":
+            hold_until_released()
         if before_epoch is not None:
             before_epoch(epoch)
         for step in range(steps_per_epoch):

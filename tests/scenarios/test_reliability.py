@@ -90,7 +90,7 @@ def test_sigkill_at_three_moments_then_resume_loses_and_doubles_nothing(tmp_path
     twice, and the best model logged and registered once."""
     activations = "[relu, tanh, elu, silu]"  # two waves of two: the second starts after one ends
     args = [
-        *grid_args(activations, epochs=3, images=600),
+        *grid_args(activations, epochs=3, images=300),
         "--set",
         "mlflow.registered_model=digits",
     ]
@@ -104,9 +104,11 @@ def test_sigkill_at_three_moments_then_resume_loses_and_doubles_nothing(tmp_path
         assert marker.exists()  # it died where it was asked to
         time.sleep(1)
 
-    driver = start("run", str(DEMO), *args, cwd=tmp_path, address=ray_address)
-    try:  # 1. during a trial
-        wait_for(lambda: any(len(e) >= 1 for e in epochs_reported(tmp_path).values()))
+    # 1. during a trial: held in epoch 2 (a file never made), so still running when killed
+    hold = {"CNN_TUNE_FAULT": f"hold@2?until={tmp_path / 'never'}"}
+    driver = start("run", str(DEMO), *args, cwd=tmp_path, env=hold, address=ray_address)
+    try:
+        wait_for((tmp_path / "never.held").exists)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver; Ray ends its job's trials
         driver.wait()
@@ -133,10 +135,17 @@ def test_sigkill_at_three_moments_then_resume_loses_and_doubles_nothing(tmp_path
 
 
 def test_sigterm_stops_cleanly_and_resume_if_exists_finishes(tmp_path, ray_address):
-    args = grid_args("[relu, tanh, elu]", epochs=5, images=800)
-    driver = start("run", str(DEMO), *args, cwd=tmp_path, address=ray_address)
-    wait_for(lambda: any(len(e) >= 1 for e in epochs_reported(tmp_path).values()))
+    # 3 trials on 2 CPUs, held in epoch 2 until `release` exists: the SIGTERM meets two running
+    # and one waiting, however fast the machine. Released 2 s after it, the two stop at their
+    # next report (held, Ray would give them 10 s, then kill them). Later runs do not hold.
+    release = tmp_path / "release"
+    hold = {"CNN_TUNE_FAULT": f"hold@2?until={release}"}
+    args = grid_args("[relu, tanh, elu]", epochs=3, images=400)
+    driver = start("run", str(DEMO), *args, cwd=tmp_path, env=hold, address=ray_address)
+    wait_for((tmp_path / "release.held").exists)
     driver.send_signal(signal.SIGTERM)
+    time.sleep(2)
+    release.touch()
     stdout, stderr = driver.communicate(timeout=120)
     assert driver.returncode == 130, stderr[-3000:]
     assert json.loads(stdout)["interrupted"] is True
@@ -222,7 +231,7 @@ def test_second_driver_is_refused_while_the_first_lives(tmp_path, ray_address):
 def test_tracking_server_outage_loses_and_doubles_nothing(tmp_path, ray_address, mlflow_server):
     server = mlflow_server.start()
     uri = server.uri
-    args = grid_args("[relu, tanh]", epochs=6, images=1500)
+    args = grid_args("[relu, tanh]", epochs=6, images=1000)
     to_server = ["--set", f"mlflow.tracking_uri={uri}"]
     driver = start("run", str(DEMO), *args, *to_server, cwd=tmp_path, address=ray_address)
     try:
@@ -261,7 +270,7 @@ def test_tracking_server_outage_loses_and_doubles_nothing(tmp_path, ray_address,
         server.stop()
 
 
-EPOCHS_FROZEN = 20  # about 1 s each: the search outlasts 8 epochs, the freeze and the thaw
+EPOCHS_FROZEN = 16  # 0.5-1 s each: 4 a trial before the freeze, 8-16 during it, the rest after
 FREEZE_S = 8  # twice the driver's MLflow request timeout below: at least one write times out
 REQUEST_TIMEOUT = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "4"}  # the driver's own default is 10 s
 

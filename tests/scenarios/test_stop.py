@@ -4,6 +4,7 @@ saved), `list` sees it running then interrupted, and the search resumes."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -11,7 +12,6 @@ from tests.helpers import (
     DEMO,
     NAME,
     cnn_tune_here,
-    epochs_reported,
     grid_args,
     mlflow_runs,
     start,
@@ -28,13 +28,19 @@ def listed(folder) -> dict:
 
 
 def test_stop_asks_the_live_driver_to_stop_cleanly_and_it_resumes(tmp_path, ray_address):
-    # 4 epochs of 1-2 s after the first: `stop` reaches the driver while its trials run.
-    args = grid_args("[relu, tanh]", epochs=5, images=1000)
-    driver = start("run", str(DEMO), *args, cwd=tmp_path, address=ray_address)
-    wait_for(lambda: any(len(e) >= 1 for e in epochs_reported(tmp_path).values()))
+    # The trials wait in epoch 2 until `release` exists: `stop` reaches the driver while they
+    # run, however fast the machine. Released 2 s after the stop, they reach their next report
+    # and stop there (held, Ray would give them 10 s, then kill them). The resume does not
+    # hold them.
+    release = tmp_path / "release"
+    hold = {"CNN_TUNE_FAULT": f"hold@2?until={release}"}
+    args = grid_args("[relu, tanh]", epochs=3, images=300)
+    driver = start("run", str(DEMO), *args, cwd=tmp_path, env=hold, address=ray_address)
+    wait_for((tmp_path / "release.held").exists)
     assert listed(tmp_path)[NAME]["state"] == "running"
 
-    stopped = cnn_tune_here("stop", NAME, cwd=tmp_path)
+    threading.Timer(2.0, release.touch).start()
+    stopped = cnn_tune_here("stop", NAME, cwd=tmp_path)  # returns once the driver is gone
     assert stopped.returncode == 0, stopped.stderr
     assert f"cnn-tune resume {NAME}" in stopped.stderr
     stdout, stderr = driver.communicate(timeout=120)
