@@ -70,6 +70,17 @@ def mlflow_server(tmp_path, blank_sqlite):
 
 
 @pytest.fixture
+def team_server(tmp_path, postgres, request):
+    """`cnn-tune server` (not started yet) on a fresh database of the session's PostgreSQL."""
+    import re
+
+    from tests.servers import TeamServer
+
+    database = re.sub(r"\W", "_", request.node.name.lower())[:60]
+    return TeamServer(tmp_path, postgres.create(database))
+
+
+@pytest.fixture
 def store(tmp_path, blank_sqlite):
     uri = blank_sqlite(tmp_path / "mlruns.db")
     folder = tmp_path / "exp"
@@ -132,3 +143,20 @@ def ray_address(shared_ray):
     assert not ray.is_initialized(), "an earlier in-process search left Ray connected"
     yield shared_ray
     assert not ray.is_initialized(), "the search did not disconnect from Ray"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL per pytest run (tests/postgres.py), in a folder of its own under
+    /tmp (pytest's are root-only; the cluster runs as the `postgres` user). A test takes a
+    fresh database with `postgres.create(name)`."""
+    import tempfile
+
+    from tests.postgres import running_postgres
+
+    folder = Path(tempfile.mkdtemp(prefix="cnn-tune-pg-"))
+    try:
+        with running_postgres(folder) as server:
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

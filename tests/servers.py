@@ -50,10 +50,12 @@ class MlflowServer:
             "--workers", "1",
         ]  # fmt: skip
         self.process: subprocess.Popen | None = None
+        self.env: dict[str, str] | None = None  # this process's
 
     def start(self) -> MlflowServer:
         self.process = subprocess.Popen(
             self.command,
+            env=self.env,
             start_new_session=True,  # its own group: stop() ends its gunicorn/uvicorn workers too
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -81,3 +83,18 @@ class MlflowServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class TeamServer(MlflowServer):
+    """`cnn-tune server` (MLflow's server under cnn-tune's checks) on a real PostgreSQL database,
+    artifacts proxied to a folder, one worker; killed and started again like `MlflowServer`."""
+
+    def __init__(self, folder: Path, backend: str, *extra: str, env: dict | None = None):
+        super().__init__(folder, backend)
+        self.command = [
+            sys.executable, "-m", "tune.cli", "server", "--port", str(self.port),
+            "--backend-store-uri", backend,
+            "--artifacts-destination", str(folder / "server-artifacts"),
+            "--state-dir", str(folder / "server-state"), "--workers", "1", *extra,
+        ]  # fmt: skip
+        self.env = {**os.environ, **(env or {})}

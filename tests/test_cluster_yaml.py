@@ -55,4 +55,6 @@ def test_every_project_command_it_runs_exists():
     used = re.findall(r"cnn-tune (\S+)", "\n".join(all_commands(CLUSTER)))
     assert used, "the cluster should stage data with cnn-tune"
     assert set(used) <= subcommands, set(used) - subcommands
-    assert any("mlflow server" in c for c in all_commands(CLUSTER))
+    [server] = [c for c in all_commands(CLUSTER) if "cnn-tune server" in c]
+    assert "--logins" in server and "postgresql+psycopg://" in server  # the team's server
+    assert "PASSWORD=" not in server and "SECRET_KEY=" not in server  # secrets: the env file

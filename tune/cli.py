@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import NoReturn
 
-from tune.commands import operate, search, store, trial
+from tune.commands import operate, search, server, store, trial
 from tune.errors import DriverError, ExitCode, one_line
 from tune.logs import get_logger, setup_logging
 
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     parents = [verbosity_parser()]
-    for group in (search, trial, store, operate):
+    for group in (search, trial, store, server, operate):
         group.add_parsers(sub, parents)
     return parser
 

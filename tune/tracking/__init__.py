@@ -16,6 +16,7 @@ from tune.tracking.html_report import write_html_report
 from tune.tracking.report import ReportError, load_report, param_value, read_search
 from tune.tracking.run_map import RUN_MAP_FILE, RunMap, TrialRun
 from tune.tracking.runs import abandon_runs, close_runs, open_runs, settle_runs
+from tune.tracking.server import ServerSettings, serve
 from tune.tracking.store import prepare_store, probe_tracking, start_error
 from tune.tracking.tracker import TAG, Tracker
 
@@ -36,6 +37,7 @@ __all__ = [
     "MlflowTrialCallback",
     "ReportError",
     "RunMap",
+    "ServerSettings",
     "Tracker",
     "TrialRun",
     "abandon_runs",
@@ -48,6 +50,7 @@ __all__ = [
     "prepare_store",
     "probe_tracking",
     "read_search",
+    "serve",
     "settle_runs",
     "start_error",
     "warm_up_search_end",
