@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -227,7 +229,12 @@ def drive_locked(
                     raise watch.error() from None
                 raise
         # A full disk that Ray survived: its state on disk may lag, so resume, never call it done.
-        summary = end_search(opening.result(), cfg, outcome, start, watch.found is not None)
+        with sigterm_waits_for_the_end() as stop_asked:
+            summary = end_search(opening.result(), cfg, outcome, start, watch.found is not None)
+        if stop_asked:
+            log.warning(
+                "a stop (SIGTERM) came while the end of the search was logged: it ended first"
+            )
         if watch.found is not None:
             if not summary.interrupted:  # the disk filled while the end was being saved
                 summary = replace(summary, interrupted=True)
@@ -241,6 +248,24 @@ def warm_up_search_end() -> None:
     from tune.tracking import warm_up_search_end
 
     warm_up_search_end()
+
+
+@contextlib.contextmanager
+def sigterm_waits_for_the_end() -> Iterator[list[int]]:
+    """A SIGTERM (`cnn-tune stop`, a scheduler) that comes while the end of a search is logged
+    waits for it: the trials have ended, and the seconds left close the runs and write the
+    summary, where SIGTERM's default (or Ray's leftover handler) would end the driver mid-write,
+    its parent run RUNNING until a resume. Yields the signals that came, for the caller to say
+    so. Off the main thread (no signal handlers there) it changes nothing."""
+    came: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield came
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: came.append(signum))
+    try:
+        yield came
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def end_search(

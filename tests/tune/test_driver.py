@@ -136,3 +136,32 @@ def test_an_unusable_store_leaves_nothing_and_keeps_an_overwritten_search(
         ]
     )
     assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # a whole search (17 s): the fast lane keeps to its two minutes
+def test_a_stop_during_the_end_of_a_search_waits_for_it(tmp_path, ray_address, monkeypatch):
+    """SIGTERM (what `cnn-tune stop` sends) arriving while the end is logged: the end finishes,
+    the runs are closed, exit 0, and the driver says what happened."""
+    import signal
+
+    import tune.driver
+    from tests.helpers import cnn_tune_here, grid_args, mlflow_runs
+
+    real_end = tune.driver.end_search
+
+    def end_search(*args, **kwargs):
+        handler = signal.getsignal(signal.SIGTERM)
+        # Without a handler of the driver's own, SIGTERM's default or Ray's leftover one would
+        # end this whole test session: fail here instead.
+        assert "sigterm_waits_for_the_end" in getattr(handler, "__qualname__", ""), handler
+        os.kill(os.getpid(), signal.SIGTERM)  # the stop arrives as the end begins
+        return real_end(*args, **kwargs)
+
+    monkeypatch.setattr(tune.driver, "end_search", end_search)
+    out = cnn_tune_here("run", str(DEMO), *grid_args("[relu]", epochs=1, images=200),
+                        cwd=tmp_path, address=ray_address)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "a stop (SIGTERM) came while the end of the search was logged" in out.stderr
+    _, parents, children = mlflow_runs(tmp_path)
+    assert [r.info.status for r in parents + children] == ["FINISHED", "FINISHED"]
