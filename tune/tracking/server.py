@@ -98,12 +98,13 @@ def probe_database(uri: str) -> None:
         raise BadInput(f"a PostgreSQL backend needs psycopg 3: {SERVER_EXTRA}") from None
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": DB_TIMEOUT_S})
+    try:  # an unknown driver (postgresql+nodriver://) fails here, before any connection
+        engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": DB_TIMEOUT_S})
+    except sqlalchemy.exc.ArgumentError as exc:
+        raise BadInput(f"--backend-store-uri {redact_uri(uri)}: {exc}") from None
     try:
         with engine.connect():
             pass
-    except sqlalchemy.exc.ArgumentError as exc:  # e.g. postgresql+nodriver://
-        raise BadInput(f"--backend-store-uri {redact_uri(uri)}: {exc}") from None
     except sqlalchemy.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise TrackingUnreachable(

@@ -46,6 +46,10 @@ def settings(tmp_path, **changes) -> ServerSettings:
         ({"workers": 0}, "--workers 0: must be at least 1"),
         ({"backend_store_uri": "mysql://u:pw@h/db"}, "mysql://u:***@h/db: unknown database"),
         ({"backend_store_uri": "runs.db"}, "runs.db: unknown database"),
+        (
+            {"backend_store_uri": "postgresql+nodriver://u:pw@127.0.0.1:1/db"},
+            "postgresql+nodriver://u:***@127.0.0.1:1/db: Can't load plugin",
+        ),
         ({"logins": True}, "--logins needs MLFLOW_FLASK_SERVER_SECRET_KEY set"),
     ],
 )
